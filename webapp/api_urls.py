@@ -1,0 +1,29 @@
+"""REST API v1: one router for every app's viewsets, namespaced `api:`.
+
+URL names: api:dataset-list, api:dataset-detail, api:config-list, api:config-detail,
+api:config-validate, api:config-schema, api:run-list, api:run-detail, api:run-metrics,
+api:run-logs, api:run-cancel, api:run-checkpoints, api:run-checkpoint-download,
+api:schema, api:docs.
+"""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from webapp.configs.api import ConfigViewSet, config_schema
+from webapp.datasets.api import DatasetViewSet
+from webapp.runs.api import RunViewSet
+
+app_name = "api"
+
+router = DefaultRouter()
+router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("configs", ConfigViewSet, basename="config")
+router.register("runs", RunViewSet, basename="run")
+
+urlpatterns = [
+    path("config-schema/", config_schema, name="config-schema"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("", include(router.urls)),
+]

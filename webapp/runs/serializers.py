@@ -1,0 +1,70 @@
+from rest_framework import serializers
+
+from .models import Checkpoint, LogEntry, Run
+
+
+class RunSerializer(serializers.ModelSerializer):
+    """A run as the API shows it (list and detail)."""
+
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    dataset_name = serializers.CharField(source="dataset.name", read_only=True)
+    tags = serializers.SerializerMethodField()
+    queue_position = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = [
+            "id", "name", "status", "queue", "queue_position", "dataset", "dataset_name", "config", "config_yaml",
+            "source_config", "created_at", "started_at", "finished_at", "error", "summary", "last_step",
+            "total_steps", "tags", "notes", "cancel_requested", "worker_host", "device", "owner",
+            "seed", "dataset_sha256", "teachers", "package_versions", "code_version",
+        ]
+        read_only_fields = fields
+
+    def get_tags(self, run: Run) -> list[str]:
+        return run.tag_names
+
+    def get_queue_position(self, run: Run) -> int | None:
+        return run.queue_position()
+
+
+class RunCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    dataset = serializers.IntegerField()
+    config_yaml = serializers.CharField(required=False, trim_whitespace=False,
+                                        help_text="The config as YAML text; or give `config`.")
+    config = serializers.DictField(required=False, help_text="The config as an object; or give `config_yaml`.")
+    queue = serializers.ChoiceField(choices=Run.Queue.choices, default=Run.Queue.CPU)
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    notes = serializers.CharField(required=False, allow_blank=True)
+    source_config = serializers.IntegerField(required=False, allow_null=True)
+
+    def validate(self, attrs):
+        if ("config_yaml" in attrs) == ("config" in attrs):
+            raise serializers.ValidationError({"config_yaml": "give exactly one of `config_yaml` or `config`"})
+        return attrs
+
+
+class RunUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    notes = serializers.CharField(required=False, allow_blank=True)
+
+
+class CheckpointSerializer(serializers.ModelSerializer):
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Checkpoint
+        fields = ["id", "step", "path", "size_bytes", "best", "created_at", "download_url"]
+
+    def get_download_url(self, checkpoint: Checkpoint) -> str:
+        from django.urls import reverse
+
+        return reverse("api:run-checkpoint-download", args=[checkpoint.run_id, checkpoint.pk])
+
+
+class LogEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LogEntry
+        fields = ["id", "time", "level", "message"]

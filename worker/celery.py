@@ -1,0 +1,35 @@
+"""The Celery app: configured from Django settings (``CELERY_*``), tasks in worker/tasks.py.
+
+Start a worker with ``celery -A worker worker -Q cpu`` (or ``-Q gpu`` on a GPU machine).
+
+Why each setting (all in webapp/settings.py):
+
+* ``task_acks_late=True``: a task is acknowledged when it ends, not when it starts, so a
+  worker that dies mid-run leaves the message to be delivered again instead of losing it.
+* ``worker_prefetch_multiplier=1``: a worker holds only the run it is training; queued runs
+  stay in Redis where any idle worker (another machine) can take them.
+* ``broker_transport_options.visibility_timeout`` (default 7 days, env
+  ``CELERY_VISIBILITY_TIMEOUT``): with Redis and acks_late, a message not acknowledged within
+  this time is handed to another worker *while the first is still training* (celery#5935) —
+  the default one hour would start every long run twice. It is set longer than any run
+  should take. The price is that a run lost with its worker is redelivered only after it;
+  the task itself is a no-op unless the run is still ``queued`` (a conditional UPDATE), so a
+  second delivery can never train a run twice. Issue 6 adds heartbeats that find dead
+  workers sooner.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+
+# Celery's Django fixup calls django.setup() in the worker; the web process only imports
+# this module to send tasks by name (worker.tasks, which imports torch, is never loaded there).
+app = Celery("cubelab", include=["worker.tasks"])
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue("cpu"), Queue("gpu")]
+app.conf.worker_hijack_root_logger = False
