@@ -1,0 +1,39 @@
+"""Forms of the browser pages. They check shape only; the actions validate content
+(the trainer's config schema, the dataset reader) so pages and API give the same answers."""
+
+from __future__ import annotations
+
+from django import forms
+
+from webapp.configs.models import get_configs_for_user
+from webapp.datasets.models import Dataset, get_datasets_for_user
+from webapp.runs.models import Run
+
+
+class DatasetUploadForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(
+        choices=Dataset.Kind.choices,
+        help_text="dialogue: question/answer pairs; corpus: one text per row.",
+    )
+    # The size limit and the content are checked by create_dataset, with line numbers.
+    file = forms.FileField(help_text=".jsonl, .csv, .tsv or .txt, UTF-8.")
+
+
+class NewRunForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), empty_label=None)
+    stored_config = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="— write YAML below —",
+        help_text="Fills the editor; edit freely before queueing.",
+    )
+    config_yaml = forms.CharField(
+        label="Config (YAML)",
+        widget=forms.Textarea(attrs={"class": "code", "spellcheck": "false", "rows": 24}),
+    )
+    queue = forms.ChoiceField(choices=Run.Queue.choices, initial=Run.Queue.CPU)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["dataset"].queryset = get_datasets_for_user(user)
+        self.fields["stored_config"].queryset = get_configs_for_user(user)
