@@ -114,6 +114,9 @@ class LossTerm(_Strict):
 
 class InfoNCETerm(LossTerm):
     temperature: float = Field(0.05, gt=0, description="Softmax temperature over in-batch candidates.")
+    symmetric: bool = Field(
+        False, description="Also classify each target among all predictions and average both directions (CLIP-style)."
+    )
 
 
 class TripletTerm(LossTerm):
@@ -129,8 +132,17 @@ class LossConfig(_Strict):
 
 
 class DistillConfig(_Strict):
-    regression_weight: float = Field(1.0, ge=0, description="Weight of each head's regression to its teacher.")
-    relational_weight: float = Field(0.0, ge=0, description="Weight of the similarity-matrix KL term.")
+    regression_weight: float = Field(
+        1.0, ge=0, description="Weight of the heads' 1 − cos to their teachers (every space but the primary one)."
+    )
+    regression_warmup_steps: int = Field(0, ge=0, description="Ramp `regression_weight` linearly from 0 over N steps.")
+    regression_mse: float = Field(
+        0.0, ge=0, description="Add this × MSE(head prediction, teacher target) to each head's 1 − cos."
+    )
+    relational_weight: float = Field(
+        0.0, ge=0, description="Weight of the KL between teacher and student in-batch similarity matrices."
+    )
+    relational_warmup_steps: int = Field(0, ge=0, description="Ramp `relational_weight` linearly from 0 over N steps.")
     temperature: float = Field(0.1, gt=0, description="Softmax temperature of the relational term.")
     teacher_weighting: Literal["fixed", "agreement"] = Field(
         "fixed", description="`fixed`: each teacher's `weight`; `agreement`: balanced by validation agreement."

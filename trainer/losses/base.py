@@ -1,10 +1,13 @@
-"""The one interface every loss term implements."""
+"""The one interface every loss term implements, and the small helpers they share."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -19,7 +22,12 @@ class LossInputs:
 
 
 class Loss(nn.Module):
-    """A loss term: pure tensor math in ``compute``; ``forward`` picks its inputs."""
+    """A loss term: pure tensor math in ``compute``; ``forward`` picks its inputs.
+
+    ``compute(prediction, target)`` takes plain ``(B, D)`` tensors, so a term is testable
+    without a cube or a data set. ``get_config_dict()`` returns the term's hyper-parameters,
+    saved with the run.
+    """
 
     name: str = "loss"
 
@@ -31,3 +39,39 @@ class Loss(nn.Module):
 
     def get_config_dict(self) -> dict:
         return {}
+
+
+def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """cos(a_i, b_j) for every pair: (B, D), (M, D) -> (B, M)."""
+    return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
+
+
+def duplicate_mask(target: torch.Tensor, tolerance: float = 1e-6) -> torch.Tensor:
+    """(B, B) bool: True where row j's target equals row i's (j ≠ i).
+
+    Dialogue data repeat answers (many questions, one FAQ answer). A copy of the positive is
+    not a negative, so the contrastive terms leave such pairs out.
+    """
+    same = cosine_matrix(target, target) > 1.0 - tolerance  # (B, B)
+    return same & ~torch.eye(target.shape[0], dtype=torch.bool, device=target.device)
+
+
+def zero_like_graph(tensor: torch.Tensor) -> torch.Tensor:
+    """A scalar 0 that keeps ``tensor`` in the autograd graph (for terms with nothing to do)."""
+    return tensor.sum() * 0.0
+
+
+def space_weights(spaces: Iterable[str], teacher_weights: dict[str, float]) -> dict[str, float]:
+    """Teacher weights restricted to ``spaces`` and renormalised to sum 1.
+
+    With no weights given every space counts equally; spaces whose weights are all 0 give
+    all-zero weights (the term then contributes nothing).
+    """
+    spaces = list(spaces)
+    if not teacher_weights:
+        return {space: 1.0 / len(spaces) for space in spaces} if spaces else {}
+    raw = {space: float(teacher_weights.get(space, 0.0)) for space in spaces}
+    total = sum(value for value in raw.values() if math.isfinite(value) and value > 0)
+    if total <= 0:
+        return {space: 0.0 for space in spaces}
+    return {space: (value / total if math.isfinite(value) and value > 0 else 0.0) for space, value in raw.items()}

@@ -5,7 +5,13 @@ from .base import Loss
 
 
 class MSELoss(Loss):
-    """mean over batch and channels of (p − t)²."""
+    """Pointwise squared error in the primary space.
+
+    L = 1/(B·D) Σ_i Σ_d (p_id − t_id)²
+
+    Unlike ``cosine`` it also penalises a wrong norm; for L2-normalised teacher embeddings
+    ‖p − t‖² = 2 − 2·cos(p, t) when ‖p‖ = 1, so its scale is about 2/D times the cosine term's.
+    """
 
     name = "mse"
 

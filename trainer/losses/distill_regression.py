@@ -1,0 +1,56 @@
+import torch
+import torch.nn.functional as F
+
+from .base import Loss, LossInputs, space_weights, zero_like_graph
+
+
+class DistillRegressionLoss(Loss):
+    """Pull each teacher head's prediction onto that teacher's embedding of the target.
+
+    For one space s (``compute``), with head prediction h_s and teacher target t_s:
+    L_s = mean_i (1 − cos(h_si, t_si)) + λ · mean_{i,d} (h_sid − t_sid)²      (λ = ``mse_weight``, default 0)
+    and over the spaces it covers (``forward``), with the teacher weights w renormalised
+    over those spaces:
+    L = Σ_s w_s · L_s
+
+    It covers every space except the primary one: the task terms (``loss.*``) already pull
+    the primary prediction onto its target, so each space gets exactly one pointwise pull.
+    With a single teacher there is nothing left to cover and the term is not built.
+    """
+
+    name = "distill_regression"
+
+    def __init__(self, spaces: list[str], mse_weight: float = 0.0):
+        super().__init__()
+        if not spaces:
+            raise ValueError("distill_regression needs at least one teacher space")
+        self.spaces = list(spaces)
+        self.mse_weight = mse_weight
+
+    def forward(self, inputs: LossInputs) -> torch.Tensor:
+        weights = space_weights(self.spaces, inputs.teacher_weights)
+        total = zero_like_graph(inputs.prediction)
+        for space in self.spaces:
+            prediction, target = _pair(inputs, space, self.name)
+            if weights[space] > 0:
+                total = total + weights[space] * self.compute(prediction, target)
+        return total
+
+    def compute(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = (1.0 - F.cosine_similarity(prediction, target, dim=-1)).mean()
+        if self.mse_weight > 0:
+            loss = loss + self.mse_weight * F.mse_loss(prediction, target)
+        return loss
+
+    def get_config_dict(self) -> dict:
+        return {"spaces": self.spaces, "mse_weight": self.mse_weight}
+
+
+def _pair(inputs: LossInputs, space: str, term: str) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        return inputs.predictions[space], inputs.targets[space]
+    except KeyError:
+        raise KeyError(
+            f"{term}: space `{space}` is missing from the loss inputs "
+            f"(predictions: {sorted(inputs.predictions)}, targets: {sorted(inputs.targets)})"
+        ) from None
