@@ -29,16 +29,9 @@ class ConfigRejected(Exception):
 
 def teacher_dimension(config: TrainerConfig) -> Optional[int]:
     """The cube's input dimension when the first teacher is one we know, else None."""
-    if not config.teachers:
+    # (trainer.teachers knows more but imports torch and transformers: not in the web process)
+    if not config.teachers or config.teachers[0].path:
         return None
-    try:  # the trainer's registry, once it has one, is the authority
-        from trainer.teachers import known_dimension  # type: ignore[attr-defined]
-
-        dim = known_dimension(config.teachers[0])
-        if dim:
-            return int(dim)
-    except (ImportError, AttributeError, TypeError, ValueError):
-        pass
     return KNOWN_TEACHER_DIMS.get(config.teachers[0].name)
 
 

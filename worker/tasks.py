@@ -1,0 +1,147 @@
+"""Celery tasks: one per job kind; arguments are ids; each re-fetches, delegates, records.
+
+``run_training(run_id)`` claims a queued run (a conditional UPDATE, so a second delivery of
+the same message is a no-op), trains it with ``trainer.loop.train`` and records the end.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import logging
+import platform
+import socket
+import subprocess
+import threading
+import traceback
+from pathlib import Path
+from typing import Optional
+
+from celery import shared_task
+from celery.signals import worker_shutting_down
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from trainer.config import Config, ConfigError, parse_config
+from webapp.runs import live
+from webapp.runs.models import Run
+
+from .bridge import RunBridge
+
+log = logging.getLogger(__name__)
+
+RECORDED_PACKAGES = ("torch", "transformers", "numpy", "pydantic", "safetensors", "Django", "celery")
+END_STATUS = {"succeeded": Run.Status.SUCCEEDED, "cancelled": Run.Status.CANCELLED, "failed": Run.Status.FAILED}
+
+# Set on a warm shutdown (SIGTERM, Ctrl-C). With the solo pool the running task sees it in
+# should_stop(): the trainer checkpoints and the run is recorded `interrupted`, never left
+# `running`.
+worker_stopping = threading.Event()
+
+
+@worker_shutting_down.connect
+def _on_worker_shutting_down(**kwargs) -> None:
+    worker_stopping.set()
+
+
+@shared_task(name="worker.tasks.run_training", ignore_result=True)
+def run_training(run_id: int) -> Optional[str]:
+    close_old_connections()
+    if not _claim(run_id):
+        log.info("run %s is no longer queued: nothing to do", run_id)
+        return None
+    run = Run.objects.get(pk=run_id)
+    live.send_to_run(run.pk, run.status_message())
+    bridge = RunBridge(run.pk, stop_event=worker_stopping)
+    try:
+        config = build_trainer_config(run)
+        out_dir = run.out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+        from trainer.loop import train
+
+        result = train(config, out_dir, callbacks=[bridge], should_stop=bridge.should_stop,
+                       cache_dir=Path(settings.CACHE_DIR))
+    except Exception as error:  # any failure ends the run `failed` with a readable reason
+        log.exception("run %s failed", run_id)
+        _safe_close(bridge)
+        _finish(run_id, Run.Status.FAILED, readable_error(error))
+        return Run.Status.FAILED
+    _safe_close(bridge)
+    status = END_STATUS.get(result.status, Run.Status.FAILED)
+    error = "" if status != Run.Status.FAILED else (result.reason or "training failed")
+    if Run.objects.filter(pk=run_id, cancel_requested=True).exists():
+        status, error = Run.Status.CANCELLED, ""  # a cancelled run is never recorded as succeeded
+    elif worker_stopping.is_set() and status == Run.Status.CANCELLED:
+        status, error = Run.Status.INTERRUPTED, "the worker shut down; the last checkpoint can resume the run"
+    _finish(run_id, status, error, summary=result.summary)
+    return status
+
+
+def build_trainer_config(run: Run) -> Config:
+    """The run's snapshot with ``data.path`` pointing at the dataset file on this machine."""
+    data = dict(run.config)
+    data["data"] = dict(data.get("data") or {}, path=str(Path(settings.MEDIA_ROOT) / run.dataset.file.name))
+    return parse_config(data)
+
+
+def readable_error(error: BaseException) -> str:
+    if isinstance(error, ConfigError):
+        return str(error)
+    message = str(error).strip() or "(no message)"
+    where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
+    origin = f" (at {Path(where[0].filename).name}:{where[0].lineno})" if where else ""
+    return f"{type(error).__name__}: {message}{origin}"[:4000]
+
+
+def _claim(run_id: int) -> bool:
+    return bool(Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
+        status=Run.Status.RUNNING, started_at=timezone.now(), worker_host=socket.gethostname()[:255],
+        package_versions=package_versions(), code_version=code_version(),
+    ))
+
+
+def _finish(run_id: int, status: str, error: str = "", summary: Optional[dict] = None) -> None:
+    run = Run.objects.get(pk=run_id)
+    fields = {"status": status, "finished_at": timezone.now(), "error": error}
+    if summary:
+        numbers = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and v == v}
+        fields["summary"] = {**run.summary, **numbers}
+    # Only a running run is ended here: a concurrent operator action is not overwritten.
+    Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(**fields)
+    run.refresh_from_db()
+    live.send_to_run(run_id, run.status_message())
+
+
+def _safe_close(bridge: RunBridge) -> None:
+    try:
+        bridge.close()
+    except Exception:
+        log.exception("could not flush the last metrics of run %s", bridge.run_id)
+
+
+@functools.cache
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+@functools.cache
+def code_version() -> str:
+    """`git describe` of the checkout the worker runs from; empty outside a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"], cwd=settings.BASE_DIR,
+            capture_output=True, text=True, timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip()[:100] if result.returncode == 0 else ""
+
+
