@@ -36,7 +36,7 @@ class RunBridge(Callback):
         max_points: int = 500,
         push_interval: float = 0.1,
         stop_check_interval: float = 0.5,
-        send: Callable[[int, dict], Any] = live.send_to_run,
+        send: Optional[Callable[[int, dict], Any]] = None,
         clock: Callable[[], float] = time.monotonic,
         stop_event: Optional[threading.Event] = None,
     ):
@@ -45,7 +45,7 @@ class RunBridge(Callback):
         self.max_points = max_points
         self.push_interval = push_interval
         self.stop_check_interval = stop_check_interval
-        self._send = send
+        self._send = send or live.send_to_run
         self._clock = clock
         self._points: list[MetricPoint] = []
         self._summary: dict[str, float] = {}
