@@ -1,0 +1,132 @@
+import math
+
+import pytest
+import torch
+
+from trainer.cube import Cube
+from trainer.events import Callback
+from trainer.loop import split_rows, train
+from trainer.checkpoint import load_checkpoint
+
+from .helpers import make_config, make_vector_file
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_start(self, event):
+        self.events.append(event)
+
+    on_step = on_eval = on_checkpoint = on_end = on_log = on_start
+
+    def of(self, kind):
+        return [event for event in self.events if event.type == kind]
+
+
+@pytest.fixture
+def vectors(tmp_path):
+    return make_vector_file(tmp_path / "pairs.safetensors", rows=192)
+
+
+def test_it_trains_the_cube_past_the_identity_baseline(vectors):
+    result = train(make_config(vectors, train={"epochs": 8, "batch_size": 32}))
+    summary = result.summary
+    assert result.status == "succeeded" and result.reason == "completed"
+    assert summary["val/qa_cosine"] > summary["baseline/identity/val/qa_cosine"] + 0.03
+
+
+def test_an_untrained_cube_scores_exactly_the_identity(vectors):
+    recorder = Recorder()
+    train(make_config(vectors, train={"epochs": 1, "batch_size": 16, "lr": 1e-12, "warmup_steps": 0}),
+          callbacks=[recorder])
+    metrics = recorder.of("eval")[0].metrics
+    assert metrics["val/qa_cosine"] == pytest.approx(metrics["baseline/identity/val/qa_cosine"], abs=1e-4)
+
+
+def test_events_carry_every_metric_key(vectors):
+    recorder = Recorder()
+    config = make_config(vectors, loss={"mse": {"weight": 0.5}})
+    train(config, callbacks=[recorder])
+    step = recorder.of("step")[0]
+    assert {"train/loss", "train/loss/cosine", "train/loss/mse", "lr", "perf/samples_per_s"} <= set(step.metrics)
+    evaluation = recorder.of("eval")[-1].metrics
+    for name in ("qa_cosine", "recall@1", "recall@5", "mrr"):
+        for prefix in ("val/", "baseline/identity/val/", "baseline/linear/val/"):
+            assert math.isfinite(evaluation[prefix + name])
+    assert [e.type for e in recorder.events][0] == "start" and recorder.events[-1].type == "end"
+    assert all(event.time > 1.6e9 for event in recorder.events)
+
+
+def test_the_split_is_disjoint_seeded_and_stable():
+    train_a, val_a = split_rows(100, 0.1, seed=1)
+    train_b, val_b = split_rows(100, 0.1, seed=1)
+    assert torch.equal(val_a, val_b) and len(val_a) == 10
+    assert not set(train_a.tolist()) & set(val_a.tolist())
+    assert len(train_a) + len(val_a) == 100
+    assert not torch.equal(split_rows(100, 0.1, seed=2)[1], val_a)
+
+
+def test_resuming_continues_the_same_loss_curve(vectors, tmp_path):
+    config = make_config(vectors, cube={"dropout": 0.2}, train={"epochs": 3, "batch_size": 16, "checkpoint_every": 5})
+    full = Recorder()
+    train(config, out_dir=tmp_path / "full", callbacks=[full])
+    calls = {"n": 0}
+
+    def stop_after_seven():
+        calls["n"] += 1
+        return calls["n"] > 7
+
+    first = train(config, out_dir=tmp_path / "split", should_stop=stop_after_seven)
+    assert first.status == "cancelled" and first.step == 7
+    resumed = Recorder()
+    train(config, out_dir=tmp_path / "split", callbacks=[resumed], resume=first.checkpoint)
+    expected = {e.step: e.metrics["train/loss"] for e in full.of("step") if e.step > 7}
+    got = {e.step: e.metrics["train/loss"] for e in resumed.of("step")}
+    assert got.keys() == expected.keys()
+    for step in expected:
+        assert got[step] == pytest.approx(expected[step], rel=1e-6, abs=1e-7), step
+
+
+def test_cancel_saves_a_checkpoint_and_ends_cancelled(vectors, tmp_path):
+    result = train(make_config(vectors), out_dir=tmp_path, should_stop=lambda: True)
+    assert result.status == "cancelled"
+    assert load_checkpoint(result.checkpoint).state["step"] == 0
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(vectors, tmp_path, monkeypatch):
+    real_forward = Cube.forward
+    calls = {"n": 0}
+
+    def poisoned(self, x, return_trace=False):
+        calls["n"] += self.training
+        out = real_forward(self, x, return_trace)
+        return out * float("nan") if self.training and calls["n"] > 12 else out
+
+    monkeypatch.setattr(Cube, "forward", poisoned)
+    config = make_config(vectors, train={"epochs": 3, "batch_size": 16, "checkpoint_every": 5})
+    result = train(config, out_dir=tmp_path)
+    assert result.status == "failed" and result.reason == "diverged at step 13"
+    kept = load_checkpoint(result.checkpoint)
+    assert kept.state["step"] == 10
+    assert all(torch.isfinite(t).all() for t in kept.model.values())
+
+
+def test_early_stopping_ends_a_flat_run(vectors):
+    config = make_config(vectors, train={"epochs": 20, "batch_size": 16, "lr": 1e-12, "eval_every": 2,
+                                         "early_stopping_patience": 2})
+    result = train(config)
+    assert result.status == "succeeded" and result.reason.startswith("early stopping")
+    assert result.step < 20 * 10
+
+
+def test_bf16_autocast_trains_on_cpu(vectors):
+    result = train(make_config(vectors, train={"epochs": 1, "batch_size": 16, "precision": "bf16"}))
+    assert result.status == "succeeded" and math.isfinite(result.summary["val/qa_cosine"])
+
+
+def test_a_mismatched_cube_fails_before_training(tmp_path):
+    data = make_vector_file(tmp_path / "pairs.safetensors", rows=32, dim=24)
+    with pytest.raises(Exception) as caught:
+        train(make_config(data))  # lattice 2×2×4 = 16 cells, 24-D vectors
+    assert "16 cells cannot hold 24-D vectors" in str(caught.value)
