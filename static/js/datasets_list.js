@@ -5,7 +5,7 @@
   const form = document.getElementById("upload");
   const input = form.querySelector("input[type=file]");
   const message = document.getElementById("size-limit");
-  const maxBytes = Number(form.dataset.maxBytes);
+  const maxBytes = Number(form.getAttribute("data-max-bytes"));
 
   input.addEventListener("change", () => {
     const file = input.files[0];

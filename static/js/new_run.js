@@ -9,7 +9,8 @@
   const errorList = document.getElementById("config-errors");
   const okNote = document.getElementById("config-ok");
   const storedConfigs = JSON.parse(document.getElementById("stored-configs").textContent);
-  const validateUrl = form.dataset.validateUrl;
+  // getAttribute, not form.dataset: the form has a field named "dataset" that shadows it.
+  const validateUrl = form.getAttribute("data-validate-url");
   const csrfToken = document.querySelector("meta[name=csrf-token]").content;
   const DEBOUNCE_MS = 400;
   let timer = null;

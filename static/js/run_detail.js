@@ -21,11 +21,14 @@
   const VAL_METRICS = ["val/qa_cosine", "val/recall@1", "val/recall@5", "val/mrr"];
   const LOG_LINES_KEPT = 300;
 
-  const charts = {};        // chart name -> {div, traceOfKey: {key: index}, ready}
-  const lastStep = {};      // metric key -> last step drawn (duplicate guard)
-  let cursor = 0;           // highest step seen in any event: the backfill cursor
+  const charts = {};        // chart name -> {div, traceOfKey: {key: trace index}}
+  const seen = {};          // metric key -> Set of steps drawn (duplicate guard)
+  const lastStep = {};      // metric key -> highest step drawn
+  let cursor = 0;           // highest step seen, from REST or websocket
+  let confirmed = 0;        // every point up to this step was in the database when last fetched
+  let needUntil = 0;        // after a reconnect: backfill again until confirmed reaches this step
   let status = root.dataset.status;
-  let finishing = false;    // the final backfill after the run ended has been scheduled
+  let finishing = false;    // the last backfill after the run ended has been scheduled
 
   // ---- charts -----------------------------------------------------------------------
 
@@ -53,13 +56,15 @@
 
   function layoutFor(div) {
     return {
-      title: { text: div.dataset.title, font: { size: 14 } },
       uirevision: "run-" + runId,  // constant: user zoom/legend state is never reset
-      margin: { l: 55, r: 15, t: 36, b: 40 },
-      xaxis: { title: { text: "step" } },
-      yaxis: { type: div.dataset.yType || "linear", exponentformat: "e" },
-      legend: { orientation: "h", y: -0.22 },
+      margin: { l: 55, r: 15, t: 34, b: 10 },
+      xaxis: { title: { text: "step", standoff: 4 }, automargin: true },
+      yaxis: { type: div.dataset.yType || "linear", rangemode: div.dataset.yRangemode || "normal", exponentformat: "e" },
+      legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 } },
+      title: { text: div.dataset.title, font: { size: 14 }, x: 0.02, xanchor: "left" },
       showlegend: true,
+      annotations: [{ text: "no data yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5,
+                      font: { color: "#9aa5b1" } }],
     };
   }
 
@@ -70,25 +75,35 @@
     }
   }
 
-  // points: [{key, step, value}]; appends only what is new, grouped per chart in one call.
+  // points: [{key, step, value}]. New steps are appended with one extendTraces call per
+  // chart; a step older than what is drawn (a gap filled by a backfill) is slotted into
+  // place with restyle of that one trace. Either way the chart itself is never re-created.
   function drawPoints(points) {
-    const perChart = {};
+    const appends = {};
+    const inserts = {};
     for (const point of points) {
-      if (point.value === null || point.value === undefined) continue;
-      if (lastStep[point.key] !== undefined && point.step <= lastStep[point.key]) continue;
       const name = chartNameFor(point.key);
-      if (!name || !charts[name]) continue;
-      lastStep[point.key] = point.step;
+      if (!name || !charts[name] || point.value === null || point.value === undefined) continue;
+      const steps = (seen[point.key] = seen[point.key] || new Set());
+      if (steps.has(point.step)) continue;
+      steps.add(point.step);
       cursor = Math.max(cursor, point.step);
-      const byKey = (perChart[name] = perChart[name] || {});
+      const late = lastStep[point.key] !== undefined && point.step < lastStep[point.key];
+      const target = late ? inserts : appends;
+      const byKey = (target[name] = target[name] || {});
       (byKey[point.key] = byKey[point.key] || { x: [], y: [] });
       byKey[point.key].x.push(point.step);
       byKey[point.key].y.push(point.value);
+      if (!late) lastStep[point.key] = point.step;
     }
-    for (const name of Object.keys(perChart)) extendChart(charts[name], perChart[name]);
+    for (const name of Object.keys(appends)) extendChart(charts[name], appends[name]);
+    for (const name of Object.keys(inserts)) insertIntoChart(charts[name], inserts[name]);
   }
 
   function extendChart(chart, byKey) {
+    if (chart.div.layout.annotations && chart.div.layout.annotations.length) {
+      Plotly.relayout(chart.div, { annotations: [] });  // drop "no data yet"; axes untouched
+    }
     for (const key of Object.keys(byKey).sort()) {
       if (chart.traceOfKey[key] === undefined) {
         Plotly.addTraces(chart.div, traceFor(key));
@@ -101,6 +116,17 @@
       { x: keys.map((key) => byKey[key].x), y: keys.map((key) => byKey[key].y) },
       keys.map((key) => chart.traceOfKey[key])
     );
+  }
+
+  function insertIntoChart(chart, byKey) {
+    for (const key of Object.keys(byKey)) {
+      const index = chart.traceOfKey[key];
+      const trace = chart.div.data[index];
+      const pairs = trace.x.map((step, i) => [step, trace.y[i]]);
+      byKey[key].x.forEach((step, i) => pairs.push([step, byKey[key].y[i]]));
+      pairs.sort((a, b) => a[0] - b[0]);
+      Plotly.restyle(chart.div, { x: [pairs.map((p) => p[0])], y: [pairs.map((p) => p[1])] }, [index]);
+    }
   }
 
   // REST shape {key: [[step, value], ...]} -> points, in step order.
@@ -117,17 +143,24 @@
   }
 
   // ---- websocket with backoff and backfill -----------------------------------------
+  //
+  // As in zulip: subscribe first, then fetch the state, then apply what arrived meanwhile.
+  // The worker pushes a step to the websocket slightly before it writes it to the
+  // database, so after a (re)connect the page keeps backfilling until the database has
+  // caught up with the first step it saw live: no gap, and `seen` drops duplicates.
 
   let socket = null;
   let retryDelay = 500;
   let backfilling = false;
   let pending = [];         // events that arrive while a backfill is in flight
+  let awaitingFirstLive = false;
   const connection = document.getElementById("connection");
 
   function connect() {
     socket = new WebSocket(urls.websocket);
     socket.onopen = () => {
       retryDelay = 500;
+      awaitingFirstLive = true;
       showConnection("live", true);
       backfill();
     };
@@ -141,8 +174,8 @@
       if (closed.code === 4401) { showConnection("signed out: reload the page"); return; }
       if (closed.code === 4404) { showConnection("run not found"); return; }
       const delay = retryDelay;
-      retryDelay = Math.min(retryDelay * 2, 15000);
-      showConnection("reconnecting in " + Math.round(delay / 1000) + " s");
+      retryDelay = Math.min(retryDelay * 2, 15000);  // exponential backoff, capped
+      showConnection("reconnecting in " + (delay / 1000).toFixed(1) + " s");
       setTimeout(connect, delay);
     };
   }
@@ -150,11 +183,12 @@
   async function backfill() {
     backfilling = true;
     try {
-      // One step of overlap: an eval at the cursor step may have been missed; duplicates are dropped.
-      const since = Math.max(cursor - 1, 0);
-      const response = await fetch(urls.metrics + "?since_step=" + since, { credentials: "same-origin" });
-      if (response.ok) drawPoints(pointsFromSeries(await response.json()));
-      await refreshRun();
+      // The run first: every point up to its last_step is already stored when the metrics are read.
+      const run = await fetchJson(urls.run);
+      const query = confirmed > 0 ? "?since_step=" + confirmed : "";
+      drawPoints(pointsFromSeries(await fetchJson(urls.metrics + query)));
+      confirmed = Math.max(confirmed, run.last_step || 0);
+      showStatus(run);
     } catch (error) {
       console.warn("backfill failed", error);
     } finally {
@@ -163,11 +197,27 @@
       pending = [];
       queued.forEach(handleEvent);
     }
+    if (needUntil > confirmed && !FINISHED.includes(status)) setTimeout(backfill, 1000);
+  }
+
+  // A safety net for messages the channel layer dropped (a slow tab): a small incremental
+  // backfill now and then, which also keeps the one after the run ends small.
+  setInterval(() => { if (status === "running" && !backfilling) backfill(); }, 30000);
+
+  async function fetchJson(url) {
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(url + " answered " + response.status);
+    return response.json();
   }
 
   function handleEvent(event) {
     if (event.type === "step") {
       const steps = event.points && event.points.length ? event.points : [event];
+      if (awaitingFirstLive) {
+        awaitingFirstLive = false;
+        needUntil = Math.max(needUntil, steps[0].step - 1);
+        if (needUntil > confirmed && !backfilling) setTimeout(backfill, 1000);
+      }
       drawPoints(steps.flatMap((point) => pointsFromMetrics(point.step, point.metrics)));
     } else if (event.type === "eval") {
       drawPoints(pointsFromMetrics(event.step, event.metrics));
@@ -207,15 +257,14 @@
       error.hidden = false;
     }
     if (FINISHED.includes(status) && !finishing) {
-      // Pick up anything still in flight once, then stop listening.
+      // The worker stored everything before it recorded the end: one last backfill, then stop listening.
       finishing = true;
       setTimeout(() => backfill().then(refreshCheckpoints).then(() => socket && socket.close()), 300);
     }
   }
 
   async function refreshRun() {
-    const response = await fetch(urls.run, { credentials: "same-origin" });
-    if (response.ok) showStatus(await response.json());
+    showStatus(await fetchJson(urls.run));
   }
 
   async function cancelRun(button) {
@@ -272,16 +321,16 @@
 
   // ---- start ---------------------------------------------------------------------------
 
-  async function start() {
+  function start() {
     setUpCharts();
     const cancel = document.getElementById("cancel");
     if (cancel) cancel.addEventListener("click", () => cancelRun(cancel));
-    const response = await fetch(urls.metrics, { credentials: "same-origin" });
-    if (response.ok) drawPoints(pointsFromSeries(await response.json()));
-    connect();
+    connect();  // its first open loads every point so far (subscribe first, then fetch)
   }
 
   // Exposed for the browser test and for curious users in the console.
-  window.cubelabRun = { charts: charts, lastStep: lastStep, cursor: () => cursor, status: () => status };
+  window.cubelabRun = {
+    charts: charts, cursor: () => cursor, confirmed: () => confirmed, status: () => status, socket: () => socket,
+  };
   start();
 })();

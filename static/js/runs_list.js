@@ -8,7 +8,7 @@
   const detailUrl = table.dataset.detailUrl;  // ".../0/", the 0 replaced by the run id
   const POLL_MS = 3000;
 
-  function statusText(run) {
+  function queueText(run) {
     if (run.status === "queued" && run.queue_position !== null && run.queue_position !== undefined) {
       return "#" + run.queue_position + " in the " + (run.queue || "") + " queue";
     }
@@ -36,7 +36,10 @@
     status.appendChild(badge);
     const queue = cell("");
     queue.dataset.role = "queue";
-    row.append(name, status, queue, cell(run.queue || ""), cell(new Date(run.created_at).toLocaleString()));
+    const progress = cell("");
+    progress.className = "num";
+    progress.dataset.role = "progress";
+    row.append(name, status, queue, progress, cell(run.queue || ""), cell(new Date(run.created_at).toLocaleString()));
     return row;
   }
 
@@ -51,7 +54,8 @@
     const badge = row.querySelector("[data-role=status]");
     badge.textContent = run.status;
     badge.className = "badge " + run.status;
-    row.querySelector("[data-role=queue]").textContent = statusText(run);
+    row.querySelector("[data-role=queue]").textContent = queueText(run);
+    row.querySelector("[data-role=progress]").textContent = run.total_steps ? `${run.last_step} / ${run.total_steps}` : "";
   }
 
   async function poll() {

@@ -7,7 +7,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from webapp.datasets.actions import create_dataset
 from webapp.datasets.models import Dataset
 from webapp.runs.models import Checkpoint, LogEntry, Run
 
@@ -23,15 +22,6 @@ teachers: [{name: minilm}]
 DIALOGUE = "".join(f'{{"question": "q{i}?", "answer": "a{i}."}}\n' for i in range(12))
 
 
-def make_user(django_user_model, name="alice"):
-    return django_user_model.objects.create_user(username=name, password="pw-" + name)
-
-
-def make_dataset(user, name="faq"):
-    upload = SimpleUploadedFile("faq.jsonl", DIALOGUE.encode(), content_type="application/jsonl")
-    return create_dataset(user, name, "dialogue", upload)
-
-
 def make_run(user, dataset, **fields):
     defaults = {"name": "first", "config": {"seed": 7, "cube": {"lattice": [4, 4, 4]}}, "seed": 7,
                 "dataset_sha256": dataset.sha256, "teachers": [{"name": "minilm", "revision": "abc"}],
@@ -39,12 +29,15 @@ def make_run(user, dataset, **fields):
     return Run.objects.create(owner=user, dataset=dataset, **(defaults | fields))
 
 
+@pytest.fixture(autouse=True)
+def _storage(isolated_storage):
+    """Uploads and checkpoints go to a tmp dir, never under var/."""
+
+
 @pytest.fixture
-def alice(client, django_user_model, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    user = make_user(django_user_model)
-    client.force_login(user)
-    return user
+def signed_in(client, alice):
+    client.force_login(alice)
+    return alice
 
 
 @pytest.mark.parametrize("name, kwargs", [
@@ -58,17 +51,16 @@ def test_it_sends_anonymous_users_to_sign_in(client, name, kwargs):
     assert response["Location"] == f"{reverse('login')}?next={url}"
 
 
-def test_it_signs_in_with_the_login_form(client, django_user_model):
-    make_user(django_user_model)
+def test_it_signs_in_with_the_login_form(client, alice):
     page = client.get(reverse("login"))
     assert page.status_code == 200 and b'name="password"' in page.content
-    response = client.post(reverse("login"), {"username": "alice", "password": "pw-alice"})
+    response = client.post(reverse("login"), {"username": "alice", "password": "alice-password-1"})
     assert response.status_code == 302
     assert client.get(reverse("pages:runs")).status_code == 200
 
 
-def test_it_lists_runs_with_status_and_queue(client, alice):
-    run = make_run(alice, make_dataset(alice), name="lattice sweep")
+def test_it_lists_runs_with_status_and_queue(client, signed_in, make_dataset):
+    run = make_run(signed_in, make_dataset(signed_in), name="lattice sweep")
     response = client.get(reverse("pages:runs"))
     assert response.status_code == 200
     html = response.content.decode()
@@ -77,8 +69,8 @@ def test_it_lists_runs_with_status_and_queue(client, alice):
     assert reverse("api:run-list") in html  # the script polls it
 
 
-def test_it_shows_run_detail_with_charts_log_checkpoints_and_reproducibility(client, alice):
-    run = make_run(alice, make_dataset(alice), status=Run.Status.SUCCEEDED)
+def test_it_shows_run_detail_with_charts_log_checkpoints_and_reproducibility(client, signed_in, make_dataset):
+    run = make_run(signed_in, make_dataset(signed_in), status=Run.Status.SUCCEEDED)
     LogEntry.objects.create(run=run, time=1.0, level="info", message="epoch 1 done")
     checkpoint = Checkpoint.objects.create(run=run, step=12, path=f"run-{run.pk}/step-12.pt", size_bytes=2048)
     html = client.get(reverse("pages:run_detail", kwargs={"run_id": run.pk})).content.decode()
@@ -92,8 +84,7 @@ def test_it_shows_run_detail_with_charts_log_checkpoints_and_reproducibility(cli
     assert 'id="cancel"' not in html  # a finished run has nothing to cancel
 
 
-def test_it_hides_other_users_runs_and_datasets(client, alice, django_user_model):
-    bob = make_user(django_user_model, "bob")
+def test_it_hides_other_users_runs_and_datasets(client, signed_in, bob, make_dataset):
     dataset = make_dataset(bob)
     run = make_run(bob, dataset)
     assert client.get(reverse("pages:run_detail", kwargs={"run_id": run.pk})).status_code == 404
@@ -101,8 +92,8 @@ def test_it_hides_other_users_runs_and_datasets(client, alice, django_user_model
     assert "first" not in client.get(reverse("pages:runs")).content.decode()
 
 
-def test_it_rerenders_a_bad_config_with_field_paths_and_queues_nothing(client, alice):
-    dataset = make_dataset(alice)
+def test_it_rerenders_a_bad_config_with_field_paths_and_queues_nothing(client, signed_in, make_dataset):
+    dataset = make_dataset(signed_in)
     bad = GOOD_CONFIG.replace("steps: 2", "stpes: 2").replace("batch_size: 4", "batch_size: 0")
     response = client.post(reverse("pages:new_run"), {
         "name": "typo", "dataset": dataset.pk, "config_yaml": bad, "queue": "cpu",
@@ -115,10 +106,12 @@ def test_it_rerenders_a_bad_config_with_field_paths_and_queues_nothing(client, a
     assert Run.objects.count() == 0
 
 
-def test_it_queues_a_valid_config_and_opens_the_run(client, alice, django_capture_on_commit_callbacks, monkeypatch):
+def test_it_queues_a_valid_config_and_opens_the_run(
+    client, signed_in, make_dataset, django_capture_on_commit_callbacks, monkeypatch
+):
     sent = []
     monkeypatch.setattr("webapp.runs.actions.send_run_task", lambda *args: sent.append(args))
-    dataset = make_dataset(alice)
+    dataset = make_dataset(signed_in)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("pages:new_run"), {
             "name": "good", "dataset": dataset.pk, "config_yaml": GOOD_CONFIG, "queue": "gpu",
@@ -130,15 +123,15 @@ def test_it_queues_a_valid_config_and_opens_the_run(client, alice, django_captur
     assert sent == [(run.pk, "gpu", run.task_id)]
 
 
-def test_it_offers_stored_datasets_and_validation_endpoint_on_the_new_run_form(client, alice):
-    make_dataset(alice, name="faq")
-    dataset = make_dataset(alice, name="support chats")
+def test_it_offers_stored_datasets_and_validation_endpoint_on_the_new_run_form(client, signed_in, make_dataset):
+    make_dataset(signed_in, name="faq")
+    dataset = make_dataset(signed_in, name="support chats")
     html = client.get(reverse("pages:new_run") + f"?dataset={dataset.pk}").content.decode()
     assert f'<option value="{dataset.pk}" selected>support chats</option>' in html
     assert f'data-validate-url="{reverse("api:config-validate")}"' in html
 
 
-def test_it_uploads_a_dataset_and_shows_rows_and_preview(client, alice):
+def test_it_uploads_a_dataset_and_shows_rows_and_preview(client, signed_in):
     upload = SimpleUploadedFile("faq.jsonl", DIALOGUE.encode())
     response = client.post(reverse("pages:datasets"), {"name": "faq", "kind": "dialogue", "file": upload})
     dataset = Dataset.objects.get()
@@ -148,7 +141,7 @@ def test_it_uploads_a_dataset_and_shows_rows_and_preview(client, alice):
     assert "q0?" in html and "a0." in html and dataset.sha256 in html
 
 
-def test_it_shows_upload_errors_with_line_numbers_and_stores_nothing(client, alice):
+def test_it_shows_upload_errors_with_line_numbers_and_stores_nothing(client, signed_in):
     broken = DIALOGUE + '{"question": "only a question"}\nnot json at all\n'
     upload = SimpleUploadedFile("faq.jsonl", broken.encode())
     response = client.post(reverse("pages:datasets"), {"name": "faq", "kind": "dialogue", "file": upload})
@@ -158,7 +151,7 @@ def test_it_shows_upload_errors_with_line_numbers_and_stores_nothing(client, ali
     assert Dataset.objects.count() == 0
 
 
-def test_it_refuses_a_file_over_the_size_limit(client, alice, settings):
+def test_it_refuses_a_file_over_the_size_limit(client, signed_in, settings):
     settings.CUBELAB_DATASET_MAX_BYTES = 100
     upload = SimpleUploadedFile("faq.jsonl", DIALOGUE.encode())
     response = client.post(reverse("pages:datasets"), {"name": "faq", "kind": "dialogue", "file": upload})

@@ -31,7 +31,7 @@ class NewRunForm(forms.Form):
         label="Config (YAML)",
         widget=forms.Textarea(attrs={"class": "code", "spellcheck": "false", "rows": 24}),
     )
-    queue = forms.ChoiceField(choices=Run.Queue.choices, initial=Run.Queue.CPU)
+    queue = forms.ChoiceField(choices=[(queue, queue.upper()) for queue in Run.Queue.values], initial=Run.Queue.CPU)
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
