@@ -1,0 +1,77 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from .helpers import make_vector_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "trainer", *args], capture_output=True, text=True, cwd=cwd or ROOT,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+
+
+def write_config(path: Path, data: Path, **cube) -> Path:
+    body = {
+        "task": "dialogue", "seed": 0,
+        "cube": {"lattice": [2, 2, 4], "state_dim": 8, "hidden_dim": 16, "steps": 2, **cube},
+        "train": {"epochs": 2, "batch_size": 16},
+        "data": {"path": str(data)}, "teachers": [],
+    }
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def test_validate_accepts_a_good_config(tmp_path):
+    config = write_config(tmp_path / "ok.yaml", tmp_path / "pairs.safetensors")
+    result = run_cli("validate", str(config), "--dim", "32")
+    assert result.returncode == 0, result.stderr
+
+
+def test_validate_rejects_a_typo_and_a_mismatched_lattice_with_exit_2(tmp_path):
+    config = write_config(tmp_path / "bad.yaml", tmp_path / "x.npy", lattice=[8, 8, 8])
+    result = run_cli("validate", str(config), "--dim", "768")
+    assert result.returncode == 2
+    assert "lattice 8×8×8 = 512 cells cannot hold 768-D vectors exactly: use 8×8×12" in result.stderr
+    result = run_cli("validate", str(config), "--set", "cube.stpes=3")
+    assert result.returncode == 2 and "unknown key `cube.stpes`; did you mean `steps`?" in result.stderr
+
+
+def test_train_writes_config_metrics_summary_and_checkpoints_then_eval_reads_them(tmp_path):
+    data = make_vector_file(tmp_path / "pairs.safetensors", rows=96)
+    config = write_config(tmp_path / "run.yaml", data)
+    out = tmp_path / "out"
+    result = run_cli("train", str(config), "--out", str(out), "--set", "train.epochs=3", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["epochs"] == 3
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert events[0]["type"] == "start" and events[-1]["type"] == "end"
+    assert {"step", "eval", "checkpoint"} <= {event["type"] for event in events}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "succeeded"
+    for key in ("train/loss", "lr", "perf/samples_per_s", "val/qa_cosine", "val/recall@1", "val/recall@5",
+                "val/mrr", "baseline/identity/val/mrr", "baseline/linear/val/qa_cosine"):
+        assert key in summary["metrics"], key
+    evaluated = run_cli("eval", str(out), str(data), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert set(json.loads(evaluated.stdout)) >= {"val/qa_cosine", "baseline/linear/val/mrr"}
+
+
+def test_training_leaves_django_out_of_the_process(tmp_path):
+    data = make_vector_file(tmp_path / "pairs.safetensors", rows=48)
+    config = write_config(tmp_path / "run.yaml", data)
+    code = (
+        "import sys, trainer\n"
+        f"result = trainer.train(trainer.load_config({str(config)!r}), out_dir={str(tmp_path / 'o')!r})\n"
+        "assert result.status == 'succeeded', result\n"
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'celery', 'channels', 'webapp', 'worker'))\n"
+        "print(leaked)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
