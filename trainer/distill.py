@@ -84,7 +84,8 @@ class TeacherHeads(nn.Module):
             w = torch.linalg.solve(gram, xc.T @ (y - y_mean))  # (D_in, D_space)
             head.weight.copy_(w.T.to(head.weight))
             head.bias.copy_((y_mean - x_mean @ w).squeeze(0).to(head.bias))
-            fitted[space] = F.cosine_similarity(head(source.to(head.weight)), targets[space].to(head.weight)).mean().item()
+            prediction = head(source.to(head.weight))  # (N, D_space)
+            fitted[space] = F.cosine_similarity(prediction, targets[space].to(prediction)).mean().item()
         return fitted
 
     def extra_repr(self) -> str:

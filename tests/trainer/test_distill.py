@@ -105,7 +105,7 @@ def test_it_initialises_heads_by_least_squares():
 
 
 def test_it_measures_head_agreement_as_mean_cosine():
-    preds = {"a": torch.tensor([[1.0, 0.0], [0.0, 2.0]]), "b": torch.tensor([[1.0, 1.0]]), "only_pred": torch.ones(1, 2)}
+    preds = {"a": torch.tensor([[1.0, 0.0], [0.0, 2.0]]), "b": torch.tensor([[1.0, 1.0]]), "extra": torch.ones(1, 2)}
     targets = {"a": torch.tensor([[1.0, 0.0], [0.0, -1.0]]), "b": torch.tensor([[1.0, 0.0]])}
     agreements = head_agreements(preds, targets)
     assert agreements == pytest.approx({"a": 0.0, "b": 1 / math.sqrt(2)})

@@ -52,7 +52,8 @@ def test_it_computes_the_cosine_loss():
 def test_it_computes_the_mse_loss():
     prediction = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]])
     target = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
-    expected = sum((p - t) ** 2 for row_p, row_t in zip(prediction.tolist(), target.tolist()) for p, t in zip(row_p, row_t)) / 6
+    rows = zip(prediction.tolist(), target.tolist())
+    expected = sum((p - t) ** 2 for row_p, row_t in rows for p, t in zip(row_p, row_t)) / 6
     assert MSELoss().compute(prediction, target).item() == pytest.approx(expected)
 
 
@@ -149,7 +150,10 @@ def test_it_weights_the_regression_of_each_teacher_space():
     inputs = LossInputs(
         prediction=torch.zeros(2, 2),
         target=torch.zeros(2, 2),
-        predictions={"b": torch.tensor([[1.0, 0.0], [1.0, 1.0]]), "c": torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])},
+        predictions={
+            "b": torch.tensor([[1.0, 0.0], [1.0, 1.0]]),
+            "c": torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
+        },
         targets={"b": torch.tensor([[0.0, 1.0], [1.0, 1.0]]), "c": torch.tensor([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])},
         teacher_weights={"a": 0.5, "b": 0.25, "c": 0.25},  # `a` is the primary space: not covered
     )
@@ -220,11 +224,14 @@ def test_it_reports_every_term_and_totals_the_weighted_sum():
     inputs = all_terms_inputs(step=5)
     total, parts = stack(inputs)
     assert set(parts) == {"cosine", "mse", "infonce", "triplet", "distill_regression", "distill_relational"}
-    weights = {"cosine": 1.0, "mse": 0.25, "infonce": 0.3, "triplet": 0.2, "distill_regression": 0.7, "distill_relational": 0.1}
+    # at step 5: mse is halfway through its 10-step warm-up, relational a quarter through its 20
+    weights = {"cosine": 1.0, "mse": 0.25, "infonce": 0.3, "triplet": 0.2}
+    weights |= {"distill_regression": 0.7, "distill_relational": 0.1}
     assert stack.weights(5) == pytest.approx(weights)
     assert total.item() == pytest.approx(sum(weights[name] * parts[name].item() for name in parts), rel=1e-6)
     assert parts["cosine"].item() == pytest.approx(CosineLoss().compute(inputs.prediction, inputs.target).item())
-    assert stack.get_config_dict()["infonce"] == {"weight": 0.3, "warmup_steps": 0, "temperature": 0.05, "symmetric": False}
+    infonce = {"weight": 0.3, "warmup_steps": 0, "temperature": 0.05, "symmetric": False}
+    assert stack.get_config_dict()["infonce"] == infonce
 
 
 def test_it_flows_gradients_through_every_term_to_the_predictions():
