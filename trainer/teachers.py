@@ -184,7 +184,7 @@ class Teacher:
             config = self.loaded.model.config
             self._dim = getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
             if not self._dim:
-                self._dim = self.encode(["dimension probe"]).shape[1]
+                self._dim = self._encode_batch(["dimension probe"]).shape[1]
         return self._dim
 
     @property
@@ -198,14 +198,19 @@ class Teacher:
         from tqdm.auto import tqdm
 
         # Longest first, so each batch pads to similar lengths; rows are put back in order after.
+        if not texts:
+            return torch.empty(0, self.dim, dtype=torch.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        out = torch.empty(len(texts), self.dim, dtype=torch.float32)
         size = self.config.batch_size
+        chunks = []
         with tqdm(total=len(texts), desc=f"encoding with {self.config.name}", unit="text", disable=not progress) as bar:
             for start in range(0, len(texts), size):
                 rows = order[start : start + size]
-                out[rows] = self._encode_batch([texts[i] for i in rows]).cpu()
+                chunks.append(self._encode_batch([texts[i] for i in rows]).cpu())  # (B, D)
                 bar.update(len(rows))
+        sorted_out = torch.cat(chunks)  # (N, D), longest text first
+        out = torch.empty_like(sorted_out)
+        out[torch.tensor(order)] = sorted_out
         return out
 
     def _encode_batch(self, texts: list[str]) -> torch.Tensor:

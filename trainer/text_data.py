@@ -252,6 +252,8 @@ def _parse_lines(lines: Iterator[tuple[int, str]], fmt: str, kind: str, out: _Co
         try:
             record = json.loads(text)
         except json.JSONDecodeError as error:
+            if number == 1 and text.strip() == "[":
+                return reader.add(1, "this is a JSON array; write one JSON object per line (JSONL) instead")
             reader.add(number, f"invalid JSON: {error.msg} (column {error.colno})")
             continue
         if not isinstance(record, dict):

@@ -38,6 +38,10 @@ def test_it_loads_each_architecture_from_disk_and_gives_unit_float32_vectors(tin
     torch.testing.assert_close(F.normalize(raw, dim=1), vectors, atol=1e-5, rtol=1e-4)
 
 
+def test_it_encodes_an_empty_list_to_an_empty_matrix(tiny_teacher_dirs):
+    assert get_teacher(tiny(tiny_teacher_dirs, "roberta")).encode([]).shape == (0, 48)
+
+
 def test_it_sets_a_pad_token_for_a_llama_tokenizer_that_has_none(tiny_teacher_dirs):
     teacher = Teacher(tiny(tiny_teacher_dirs, "llama"))
     assert teacher.loaded.tokenizer.pad_token == "</s>"

@@ -172,3 +172,22 @@ def test_it_refuses_a_dialogue_kind_for_a_plain_text_file(tmp_path):
         read_text_dataset(write(tmp_path, "c.txt", "hello\n"), kind="dialogue")
     with pytest.raises(DatasetError, match="missing key `text`"):
         read_text_dataset(write(tmp_path, "d.jsonl", jsonl({"question": "q", "answer": "a"})), kind="corpus")
+
+
+def test_it_explains_that_a_json_array_is_not_jsonl(tmp_path):
+    path = write(tmp_path, "a.json", '[\n  {"question": "q", "answer": "a"}\n]\n')
+    with pytest.raises(DatasetError, match="line 1: this is a JSON array; write one JSON object per line"):
+        read_text_dataset(path)
+
+
+def test_it_reads_the_demo_datasets():
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[2] / "examples" / "data"
+    dialogue = read_text_dataset(data / "demo_dialogue.jsonl")
+    assert dialogue.kind == "dialogue" and dialogue.rows >= 200 and dialogue.warnings == []
+    assert read_text_dataset(data / "demo_dialogue.csv").rows == 30
+    corpus = read_text_dataset(data / "demo_corpus.txt")
+    assert corpus.kind == "corpus" and corpus.rows >= 200 and corpus.warnings == []
+    texts = " ".join(question + answer for question, answer in dialogue.pairs)
+    assert "Как" in texts and "怎样" in texts and "👩\u200d👩\u200d👧\u200d👦" in texts
