@@ -99,7 +99,13 @@ class _Run:
         self.losses = build_loss_stack(
             config, spaces=list(pairs.answers), input_space=pairs.input_space, primary_space=pairs.primary_space
         ).to(self.device)
-        self.state = RunState(teacher_weights=initial_teacher_weights(config, pairs))
+        self.prior_weights = initial_teacher_weights(config, pairs)
+        self.state = RunState(teacher_weights=dict(self.prior_weights))
+        if len(pairs.answers) > 1:  # each head starts at the best linear map between the spaces
+            self.student.heads.init_least_squares(
+                pairs.answers[pairs.input_space][self.train_idx].to(self.device),
+                {space: t[self.train_idx].to(self.device) for space, t in pairs.answers.items()},
+            )
         self.questions = pairs.questions[pairs.input_space].to(self.device)  # (N, D_in)
         self.answers = {space: t.to(self.device) for space, t in pairs.answers.items()}  # {space: (N, D_s)}
         self.baselines = self._baselines()
@@ -159,7 +165,7 @@ class _Run:
         if len(agreements) > 1:
             metrics |= {f"val/agreement/{space}": value for space, value in agreements.items()}
         if self.config.distill.teacher_weighting == "agreement":
-            self.state.teacher_weights = agreement_weights(agreements)
+            self.state.teacher_weights = agreement_weights(agreements, prior=self.prior_weights)
         return metrics | self.baselines
 
     def checkpoint(self, best: bool = False) -> None:
