@@ -8,12 +8,15 @@ Unit-level (function scope, need the `db` fixture or the django_db mark):
 
 Real services (session scope; start processes; the tests that use them are `slow`):
     redis_server         the embedded redis-server on a free 127.0.0.1 port (RedisServer: .url, .port)
+    platform_services    Platform(env, url, user, worker, web, logs): everything below, started once
     platform_env         env for subprocesses: a migrated file SQLite DB both web and worker
                          see, REDIS_URL, CUBELAB_VAR_DIR in a tmp dir, offline model hub
     platform_user        PlatformUser(username, password, token) created in that DB
     daphne_server        base URL (http://127.0.0.1:PORT) of a real Daphne serving webapp.asgi
-    celery_worker        a real `celery -A worker worker -Q cpu,gpu` process (Popen)
-The test process's own Django DB is not the services' DB: talk to them over HTTP/websockets.
+                         (HTTP pages, API and websockets; DEBUG=1 so static files are served)
+    celery_worker        a real `celery -A worker worker -Q cpu,gpu --pool solo` process (Popen)
+The test process's own Django DB is not the services' DB: talk to them over HTTP/websockets
+(``api_call`` below is a small client for the REST API).
 """
 
 from __future__ import annotations
@@ -110,14 +113,6 @@ class PlatformUser:
     token: str
 
 
-def manage(env: dict, *args: str, timeout: float = 120) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
-
-
 def wait_for(check, timeout: float, what: str, process: subprocess.Popen | None = None, log: Path | None = None):
     deadline = time.monotonic() + timeout
     while True:
@@ -152,8 +147,34 @@ def redis_server(tmp_path_factory):
     server.stop()
 
 
+SETUP_SCRIPT = """
+import django, sys
+django.setup()
+from django.core.management import call_command
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+call_command("migrate", interactive=False, verbosity=0)
+user = get_user_model().objects.create_user(sys.argv[1], password=sys.argv[2])
+print(Token.objects.create(user=user).key)
+"""
+
+
+@dataclass
+class Platform:
+    env: dict
+    url: str
+    user: PlatformUser
+    worker: subprocess.Popen
+    web: subprocess.Popen
+    logs: Path
+
+
 @pytest.fixture(scope="session")
-def platform_env(tmp_path_factory, redis_server) -> dict:
+def platform_services(tmp_path_factory, redis_server) -> Platform:
+    """Migrated file DB + user, then Daphne and a Celery worker started side by side."""
+    from webapp.redis_server import free_port, port_is_open
+    from webapp.runs.management.commands.runplatform import daphne_command, worker_command
+
     var = tmp_path_factory.mktemp("platform_var")
     env = dict(os.environ)
     env.update({
@@ -167,44 +188,81 @@ def platform_env(tmp_path_factory, redis_server) -> dict:
         "TRANSFORMERS_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
     })
-    manage(env, "migrate", "--noinput")
-    return env
-
-
-@pytest.fixture(scope="session")
-def platform_user(platform_env) -> PlatformUser:
-    env = dict(platform_env, DJANGO_SUPERUSER_PASSWORD="carol-password-1")
-    manage(env, "createsuperuser", "--noinput", "--username", "carol", "--email", "carol@example.com")
-    token = manage(platform_env, "create_api_token", "carol").strip()
-    return PlatformUser("carol", "carol-password-1", token)
-
-
-@pytest.fixture(scope="session")
-def daphne_server(platform_env, tmp_path_factory):
-    from webapp.redis_server import free_port
-    from webapp.runs.management.commands.runplatform import daphne_command
+    # One interpreter for migrate + user + token: each Django start costs seconds on 2 cores.
+    setup = subprocess.run([sys.executable, "-c", SETUP_SCRIPT, "carol", "carol-password-1"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=180)
+    if setup.returncode != 0:
+        raise RuntimeError(f"platform setup failed:\n{setup.stdout}\n{setup.stderr}")
+    user = PlatformUser("carol", "carol-password-1", setup.stdout.strip().splitlines()[-1])
 
     port = free_port()
-    log = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(daphne_command("127.0.0.1", port), cwd=ROOT, env=platform_env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: urllib.request.urlopen(f"{url}/accounts/login/", timeout=2).status == 200, 60,
-             "daphne", process, log)
-    yield url
-    stop_process(process)
+    web_log, worker_log = var / "daphne.log", var / "worker.log"
+    with web_log.open("w") as web_out, worker_log.open("w") as worker_out:
+        worker = subprocess.Popen(worker_command("cpu,gpu", name="test-worker"), cwd=ROOT, env=env,
+                                  stdout=worker_out, stderr=subprocess.STDOUT)
+        web = subprocess.Popen(daphne_command("127.0.0.1", port), cwd=ROOT, env=env, stdout=web_out,
+                               stderr=subprocess.STDOUT)
+    platform = Platform(env, f"http://127.0.0.1:{port}", user, worker, web, var)
+    try:
+        wait_for(lambda: port_is_open(port), 120, "daphne", web, web_log)
+        wait_for(lambda: "ready." in worker_log.read_text(), 120, "celery worker", worker, worker_log)
+        yield platform
+    finally:
+        for process in (worker, web):  # stop both at once: each takes a few seconds
+            if process.poll() is None:
+                process.terminate()
+        for process in (worker, web):
+            stop_process(process, timeout=30)
 
 
 @pytest.fixture(scope="session")
-def celery_worker(platform_env, tmp_path_factory):
-    from webapp.runs.management.commands.runplatform import worker_command
+def platform_env(platform_services) -> dict:
+    return platform_services.env
 
-    log = tmp_path_factory.mktemp("celery") / "worker.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(worker_command("cpu,gpu", name="test-worker"), cwd=ROOT, env=platform_env,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    wait_for(lambda: "ready." in log.read_text(), 90, "celery worker", process, log)
-    process.log_path = log  # type: ignore[attr-defined]
-    yield process
-    stop_process(process, timeout=30)
+
+@pytest.fixture(scope="session")
+def platform_user(platform_services) -> PlatformUser:
+    return platform_services.user
+
+
+@pytest.fixture(scope="session")
+def daphne_server(platform_services) -> str:
+    return platform_services.url
+
+
+@pytest.fixture(scope="session")
+def celery_worker(platform_services) -> subprocess.Popen:
+    return platform_services.worker
+
+
+def api_call(base_url: str, path: str, token: str, method: str = "GET", json_body=None, fields=None, files=None):
+    """A tiny HTTP client for the real server: returns (status, parsed JSON or bytes).
+
+    ``files`` = {field: (filename, bytes)} sends multipart/form-data with ``fields``.
+    """
+    import json
+    import urllib.error
+    import uuid
+
+    headers = {"Authorization": f"Token {token}", "Accept": "application/json"}
+    data = None
+    if files is not None:
+        boundary = uuid.uuid4().hex
+        parts = []
+        for name, value in (fields or {}).items():
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+        for name, (filename, content) in files.items():
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                         f"Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n")
+        data = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+    elif json_body is not None:
+        data = json.dumps(json_body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(base_url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, body, kind = response.status, response.read(), response.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as error:
+        status, body, kind = error.code, error.read(), error.headers.get("Content-Type", "")
+    return status, (json.loads(body) if "json" in kind and body else body)

@@ -190,7 +190,9 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # Step messages are coalesced by the worker (≤ ~10/s per run), so a small per-channel
         # capacity is plenty; a stalled browser must not grow Redis without bound.
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 200, "expiry": 30},
+        # socket_timeout above channels-redis's 5 s blocking read: redis-py 8 defaults to
+        # exactly 5 s, and the race kills idle websockets with "Timeout reading from".
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 200, "expiry": 30},
     }
 }
 

@@ -12,6 +12,7 @@ even if the trainer goes quiet (e.g. during a long evaluation).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -104,7 +105,7 @@ class RunBridge(Callback):
                                  "message": event.message})
 
     def on_end(self, event: RunEnd) -> None:
-        self._summary.update({k: v for k, v in (event.summary or {}).items() if _is_number(v)})
+        self._summary.update({k: v for k, v in (event.summary or {}).items() if is_number(v)})
         self.close()
 
     # --- cancellation -----------------------------------------------------------------------
@@ -143,7 +144,7 @@ class RunBridge(Callback):
 
     def _buffer(self, step: int, metrics: dict[str, float], at: float) -> None:
         for key, value in metrics.items():
-            if not _is_number(value):  # NaN/inf cannot be stored or charted; the loop reports them
+            if not is_number(value):  # NaN/inf cannot be stored or charted; the loop reports them
                 continue
             self._points.append(MetricPoint(run_id=self.run_id, key=key[:100], step=step, value=value, time=at))
             self._summary[key] = value
@@ -172,8 +173,9 @@ class RunBridge(Callback):
             self._send(self.run_id, message)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+def is_number(value: Any) -> bool:
+    """A finite int or float (JSON and charts have no NaN or infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _relative_to_store(path: str) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
@@ -31,5 +31,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 # this module to send tasks by name (worker.tasks, which imports torch, is never loaded there).
 app = Celery("cubelab", include=["worker.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue("cpu"), Queue("gpu")]
+# Each queue with its own exchange and routing key: declared bare, both would inherit the
+# default queue's routing key and a `gpu` run would land on the `cpu` list.
+app.conf.task_queues = [Queue(name, Exchange(name), routing_key=name) for name in ("cpu", "gpu")]
 app.conf.worker_hijack_root_logger = False

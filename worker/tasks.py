@@ -27,7 +27,7 @@ from trainer.config import Config, ConfigError, parse_config
 from webapp.runs import live
 from webapp.runs.models import Run
 
-from .bridge import RunBridge
+from .bridge import RunBridge, is_number
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def _finish(run_id: int, status: str, error: str = "", summary: Optional[dict] =
     run = Run.objects.get(pk=run_id)
     fields = {"status": status, "finished_at": timezone.now(), "error": error}
     if summary:
-        numbers = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and v == v}
+        numbers = {k: v for k, v in summary.items() if is_number(v)}  # JSON has no NaN or inf
         fields["summary"] = {**run.summary, **numbers}
     # Only a running run is ended here: a concurrent operator action is not overwritten.
     Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(**fields)

@@ -1,4 +1,6 @@
+import io
 import time
+import zipfile
 
 import pytest
 from rest_framework.test import APIClient
@@ -137,6 +139,15 @@ def test_it_lists_and_streams_checkpoints(api_client, alice, make_dataset, setti
     assert response.status_code == 200 and b"".join(response.streaming_content) == b"weights"
     assert "attachment" in response["Content-Disposition"]
     assert APIClient().get(listed[0]["download_url"]).status_code == 401
+    folder = run.out_dir / "checkpoints" / "step-0000008"  # the trainer's checkpoints are folders
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"m")
+    (folder / "state.json").write_text("{}")
+    folder_checkpoint = Checkpoint.objects.create(run=run, step=8, path=f"run-{run.pk}/checkpoints/step-0000008")
+    zipped = api_client.get(f"/api/v1/runs/{run.pk}/checkpoints/{folder_checkpoint.pk}/download/")
+    assert zipped["Content-Disposition"].endswith(f'filename="run-{run.pk}-step-8.zip"')
+    with zipfile.ZipFile(io.BytesIO(b"".join(zipped.streaming_content))) as archive:
+        assert sorted(archive.namelist()) == ["model.safetensors", "state.json"]
     checkpoint.path = "../../etc/passwd"
     checkpoint.save()
     assert api_client.get(listed[0]["download_url"]).status_code == 404

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import tempfile
+import zipfile
 from pathlib import Path
 
 from django.conf import settings
@@ -158,7 +160,20 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             raise Http404("no such checkpoint")
         root = Path(settings.CHECKPOINT_DIR).resolve()
         path = checkpoint.absolute_path.resolve()
-        if not path.is_relative_to(root) or not path.is_file():  # never serve outside the store
+        if not path.is_relative_to(root) or not path.exists():  # never serve outside the store
             raise Http404("checkpoint file is missing")
-        filename = f"run-{run.pk}-step-{checkpoint.step}{path.suffix}"
-        return FileResponse(path.open("rb"), as_attachment=True, filename=filename)
+        name = f"run-{run.pk}-step-{checkpoint.step}"
+        if path.is_dir():  # the trainer's checkpoints are folders (model, optimizer, state)
+            return FileResponse(_zip_folder(path), as_attachment=True, filename=f"{name}.zip")
+        return FileResponse(path.open("rb"), as_attachment=True, filename=f"{name}{path.suffix}")
+
+
+def _zip_folder(folder: Path):
+    """The folder as an uncompressed zip in a temporary file (safetensors barely compress)."""
+    spool = tempfile.TemporaryFile()
+    with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED) as archive:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file() and not file.is_symlink():
+                archive.write(file, file.relative_to(folder).as_posix())
+    spool.seek(0)
+    return spool
