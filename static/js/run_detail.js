@@ -188,7 +188,7 @@
       const query = confirmed > 0 ? "?since_step=" + confirmed : "";
       drawPoints(pointsFromSeries(await fetchJson(urls.metrics + query)));
       confirmed = Math.max(confirmed, run.last_step || 0);
-      showStatus(run);
+      showRun(run);
     } catch (error) {
       console.warn("backfill failed", error);
     } finally {
@@ -226,7 +226,7 @@
     } else if (event.type === "log") {
       appendLog(event);
     } else if (event.type === "checkpoint") {
-      refreshCheckpoints();
+      addCheckpoint(event);  // the event carries its download URL: no request needed
     }
   }
 
@@ -264,7 +264,26 @@
   }
 
   async function refreshRun() {
-    showStatus(await fetchJson(urls.run));
+    showRun(await fetchJson(urls.run));
+  }
+
+  // The full run from the REST API: status plus what the worker records when it starts.
+  function showRun(run) {
+    showStatus(run);
+    const codes = (items) => items.map((text) => {
+      const code = document.createElement("code");
+      code.textContent = text;
+      return code;
+    });
+    const fill = (id, nodes) => {
+      if (!nodes.length) return;
+      const target = document.getElementById(id);
+      target.replaceChildren(...nodes.flatMap((node, i) => (i ? [", ", node] : [node])));
+    };
+    if (run.code_version) document.getElementById("repro-code-version").textContent = run.code_version;
+    if (run.seed !== null && run.seed !== undefined) document.getElementById("repro-seed").textContent = run.seed;
+    fill("repro-packages", codes(Object.entries(run.package_versions || {}).map(([name, v]) => `${name}==${v}`)));
+    fill("repro-teachers", codes((run.teachers || []).map((t) => t.name + (t.revision ? "@" + t.revision : ""))));
   }
 
   async function cancelRun(button) {
@@ -295,24 +314,31 @@
   async function refreshCheckpoints() {
     const response = await fetch(urls.checkpoints, { credentials: "same-origin" });
     if (!response.ok) return;
-    const body = await response.json();
-    const items = Array.isArray(body) ? body : body.results || [];
+    const items = await response.json();
     const rows = document.getElementById("checkpoints");
     rows.replaceChildren(...items.map(checkpointRow));
     document.getElementById("no-checkpoints").hidden = items.length > 0;
   }
 
+  function addCheckpoint(checkpoint) {
+    const rows = document.getElementById("checkpoints");
+    if (rows.querySelector(`a[href="${checkpoint.download_url}"]`)) return;
+    rows.appendChild(checkpointRow(checkpoint));
+    document.getElementById("no-checkpoints").hidden = true;
+  }
+
   function checkpointRow(checkpoint) {
     const row = document.createElement("tr");
-    const link = document.createElement("a");
-    link.href = checkpoint.download_url || checkpoint.url || "#";
-    link.textContent = "download";
-    const size = checkpoint.size ?? checkpoint.size_bytes ?? 0;
-    for (const text of ["step " + checkpoint.step, (size / 1e6).toFixed(2) + " MB"]) {
+    const texts = ["step " + checkpoint.step + (checkpoint.best ? " (best)" : ""),
+                   (checkpoint.size_bytes / 1e6).toFixed(2) + " MB"];
+    for (const text of texts) {
       const cell = document.createElement("td");
       cell.textContent = text;
       row.appendChild(cell);
     }
+    const link = document.createElement("a");
+    link.href = checkpoint.download_url;
+    link.textContent = "download";
     const cell = document.createElement("td");
     cell.appendChild(link);
     row.appendChild(cell);

@@ -158,3 +158,14 @@ def test_it_refuses_a_file_over_the_size_limit(client, signed_in, settings):
     assert response.status_code == 400
     assert "more than the limit of 100 bytes" in response.content.decode()
     assert Dataset.objects.count() == 0
+
+
+def test_it_shows_queue_positions_while_queued(client, signed_in, make_dataset):
+    dataset = make_dataset(signed_in)
+    make_run(signed_in, dataset, name="ahead")
+    waiting = make_run(signed_in, dataset, name="waiting")
+    make_run(signed_in, dataset, name="other queue", queue="gpu")
+    html = client.get(reverse("pages:runs")).content.decode()
+    assert "#2 in the cpu queue" in html and "#1 in the gpu queue" in html
+    detail = client.get(reverse("pages:run_detail", kwargs={"run_id": waiting.pk})).content.decode()
+    assert "position 2 in the queue" in detail and 'id="cancel"' in detail
