@@ -242,8 +242,16 @@ LOGGING = {
 }
 
 if not DEBUG:
+    # Production sits behind TLS (a proxy sets X-Forwarded-Proto): `check --deploy` is clean.
+    # Each can be relaxed from the environment, e.g. SECURE_SSL_REDIRECT=0 on a trusted LAN.
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 3600)  # raise once HTTPS is known to work
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # The browsers' preload list is a hard-to-undo commitment of the whole domain: an
+        # operator opts in with SECURE_HSTS_PRELOAD=1, it is not a default.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -77,3 +77,13 @@ def test_settings_refuse_production_without_a_secret_key(tmp_path):
     ok = _import_settings(CUBELAB_VAR_DIR=str(tmp_path), DEBUG="0", SECRET_KEY="s" * 50,
                           DATABASE_URL="postgres://u:p@db:5432/cubelab")
     assert ok.returncode == 0 and ok.stdout.split()[0] == "cubelab"
+
+
+def test_check_deploy_is_clean_in_production(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "DATABASE_URL", "REDIS_URL")}
+    env = {**clean, "DEBUG": "0", "SECRET_KEY": "k" * 20 + "-Zq8!xR2#pL5@vN9^tB4&" * 3,
+           "ALLOWED_HOSTS": "cubelab.example.com", "CUBELAB_VAR_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout

@@ -115,3 +115,20 @@ def test_a_run_cancelled_while_queued_never_starts(queued_run, fake_trainer):
     cancel_run(queued_run)
     assert run_training(queued_run.pk) is None and calls == []
     assert Run.objects.get(pk=queued_run.pk).status == "cancelled"
+
+
+def test_a_worker_shutdown_ends_the_run_interrupted(queued_run, fake_trainer):
+    from worker.tasks import worker_stopping
+
+    def until_stopped(config, out_dir, callbacks=(), should_stop=None, **kwargs):
+        worker_stopping.set()  # what SIGTERM to the worker does
+        assert should_stop() is True
+        return RunEnd(status="cancelled", reason="cancelled at step 0", step=0, summary={})
+
+    fake_trainer(until_stopped)
+    try:
+        assert run_training(queued_run.pk) == "interrupted"
+    finally:
+        worker_stopping.clear()
+    run = Run.objects.get(pk=queued_run.pk)
+    assert run.status == "interrupted" and "worker shut down" in run.error
