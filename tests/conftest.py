@@ -21,6 +21,7 @@ The test process's own Django DB is not the services' DB: talk to them over HTTP
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -169,18 +170,21 @@ class Platform:
     logs: Path
 
 
-@pytest.fixture(scope="session")
-def platform_services(tmp_path_factory, redis_server) -> Platform:
-    """Migrated file DB + user, then Daphne and a Celery worker started side by side."""
-    from webapp.redis_server import free_port, port_is_open
-    from webapp.runs.management.commands.runplatform import daphne_command, worker_command
+@contextlib.contextmanager
+def start_platform(var: Path, redis_url: str):
+    """Migrated file DB + user, then Daphne and a Celery worker started side by side.
 
-    var = tmp_path_factory.mktemp("platform_var")
+    Yields a Platform; stops both processes on exit. Used by the fixtures below and by
+    tests/worker/measure_live_latency.py.
+    """
+    from webapp.redis_server import free_port, port_is_open
+    from webapp.processes import daphne_command, worker_command
+
     env = dict(os.environ)
     env.update({
         "DJANGO_SETTINGS_MODULE": "webapp.settings",
         "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}",
-        "REDIS_URL": redis_server.url,
+        "REDIS_URL": redis_url,
         "CUBELAB_VAR_DIR": str(var),
         "CUBELAB_CACHE_DIR": str(var / "cache"),
         "DEBUG": "1",
@@ -202,17 +206,22 @@ def platform_services(tmp_path_factory, redis_server) -> Platform:
                                   stdout=worker_out, stderr=subprocess.STDOUT)
         web = subprocess.Popen(daphne_command("127.0.0.1", port), cwd=ROOT, env=env, stdout=web_out,
                                stderr=subprocess.STDOUT)
-    platform = Platform(env, f"http://127.0.0.1:{port}", user, worker, web, var)
     try:
         wait_for(lambda: port_is_open(port), 120, "daphne", web, web_log)
         wait_for(lambda: "ready." in worker_log.read_text(), 120, "celery worker", worker, worker_log)
-        yield platform
+        yield Platform(env, f"http://127.0.0.1:{port}", user, worker, web, var)
     finally:
         for process in (worker, web):  # stop both at once: each takes a few seconds
             if process.poll() is None:
                 process.terminate()
         for process in (worker, web):
             stop_process(process, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def platform_services(tmp_path_factory, redis_server) -> Platform:
+    with start_platform(tmp_path_factory.mktemp("platform_var"), redis_server.url) as platform:
+        yield platform
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -15,27 +14,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from webapp.processes import daphne_command, worker_command
 from webapp.redis_server import DEFAULT_PORT, RedisServer, free_port, port_is_open, start_redis
 
 from .load_demo import demo_login
 
 STOP_GRACE_S = 30  # a training run gets this long to checkpoint and record `interrupted`
-
-
-def worker_command(queues: str = "cpu,gpu", concurrency: int = 1, name: str = "cubelab") -> list[str]:
-    """The Celery worker command line (also used by the test fixtures).
-
-    The solo pool runs the task in the worker's main process, so a warm shutdown (SIGTERM)
-    reaches the running task: it stops at the next step, checkpoints and records the run as
-    `interrupted` instead of leaving it `running`.
-    """
-    pool = ["--pool", "solo"] if concurrency == 1 else ["--concurrency", str(concurrency)]
-    return [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", queues, *pool,
-            "--loglevel", "INFO", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]
-
-
-def daphne_command(host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "webapp.asgi:application"]
 
 
 class Command(BaseCommand):
