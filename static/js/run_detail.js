@@ -29,6 +29,7 @@
   let needUntil = 0;        // after a reconnect: backfill again until confirmed reaches this step
   let status = root.dataset.status;
   let finishing = false;    // the last backfill after the run ended has been scheduled
+  let statusEvents = 0;     // live status messages so far: a REST answer older than one is stale
 
   // ---- charts -----------------------------------------------------------------------
 
@@ -184,11 +185,12 @@
     backfilling = true;
     try {
       // The run first: every point up to its last_step is already stored when the metrics are read.
+      const before = statusEvents;
       const run = await fetchJson(urls.run);
       const query = confirmed > 0 ? "?since_step=" + confirmed : "";
       drawPoints(pointsFromSeries(await fetchJson(urls.metrics + query)));
       confirmed = Math.max(confirmed, run.last_step || 0);
-      showRun(run);
+      showRun(run, before === statusEvents);
     } catch (error) {
       console.warn("backfill failed", error);
     } finally {
@@ -222,6 +224,7 @@
     } else if (event.type === "eval") {
       drawPoints(pointsFromMetrics(event.step, event.metrics));
     } else if (event.type === "status") {
+      statusEvents += 1;
       showStatus(event);
     } else if (event.type === "log") {
       appendLog(event);
@@ -264,12 +267,16 @@
   }
 
   async function refreshRun() {
-    showRun(await fetchJson(urls.run));
+    const before = statusEvents;
+    const run = await fetchJson(urls.run);
+    showRun(run, before === statusEvents);
   }
 
   // The full run from the REST API: status plus what the worker records when it starts.
-  function showRun(run) {
-    showStatus(run);
+  // `current` is false when a live status message arrived while the request was in flight:
+  // the answer may predate it (e.g. still `running` after `cancelled`), so its status is ignored.
+  function showRun(run, current) {
+    if (current) showStatus(run);
     const codes = (items) => items.map((text) => {
       const code = document.createElement("code");
       code.textContent = text;

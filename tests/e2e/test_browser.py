@@ -82,11 +82,11 @@ def sign_in(page, user) -> None:
     page.wait_for_selector("table#runs")  # the runs list, where sign-in leads
 
 
-def upload_dataset(page, tmp_path) -> None:
+def upload_dataset(page, tmp_path, name: str) -> None:
     data = tmp_path / "support.jsonl"
     data.write_bytes(dialogue_jsonl(24))
     page.goto("/datasets/")
-    page.fill("#id_name", "browser support chats")
+    page.fill("#id_name", name)
     page.select_option("#id_kind", "dialogue")
     page.set_input_files("#id_file", str(data))
     page.click("#upload button[type=submit]")
@@ -94,15 +94,15 @@ def upload_dataset(page, tmp_path) -> None:
     assert page.inner_text("#rows") == "24"
 
 
-def submit_run(page) -> None:
+def submit_run(page, dataset: str, config: str = RUN_CONFIG) -> None:
     page.goto("/runs/new/")
     page.fill("#id_name", "browser run")
-    page.select_option("#id_dataset", label="browser support chats")
+    page.select_option("#id_dataset", label=dataset)
     page.select_option("#id_queue", "cpu")
-    page.fill("#id_config_yaml", RUN_CONFIG.replace("steps: 4", "stpes: 4"))
+    page.fill("#id_config_yaml", config.replace("steps: 4", "stpes: 4"))
     page.wait_for_selector("#config-errors li")  # validated as the user types
     assert "cube.stpes" in page.inner_text("#config-errors")
-    page.fill("#id_config_yaml", RUN_CONFIG)
+    page.fill("#id_config_yaml", config)
     page.wait_for_selector("#config-ok", state="visible")
     page.click("#new-run button[type=submit]")
     page.wait_for_url(re.compile(r"/runs/\d+/$"))
@@ -110,8 +110,8 @@ def submit_run(page) -> None:
 
 def test_it_trains_a_run_live_in_the_browser(page, platform_user, celery_worker, tmp_path):
     sign_in(page, platform_user)
-    upload_dataset(page, tmp_path)
-    submit_run(page)
+    upload_dataset(page, tmp_path, "browser support chats")
+    submit_run(page, "browser support chats")
 
     # The chart grows while the run is running: points arrive over the websocket.
     first = wait_for_more_loss_points(page, 2, timeout=TRAINING_TIMEOUT_MS)
@@ -157,3 +157,15 @@ def test_it_trains_a_run_live_in_the_browser(page, platform_user, celery_worker,
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "run_detail.png"), full_page=True)
+
+
+def test_it_cancels_a_running_run_from_its_page(page, platform_user, celery_worker, tmp_path):
+    sign_in(page, platform_user)
+    upload_dataset(page, tmp_path, "chats to cancel")
+    submit_run(page, "chats to cancel", RUN_CONFIG.replace("epochs: 25", "epochs: 500"))
+    wait_for_more_loss_points(page, 2, timeout=TRAINING_TIMEOUT_MS)
+
+    page.click("#cancel")  # a POST to the API with the page's CSRF token
+    page.wait_for_function("document.getElementById('status').textContent === 'cancelled'", timeout=60_000)
+    assert page.is_hidden("#cancel")
+    page.wait_for_selector("#checkpoints a[href*='/download']")  # the run saved where it stopped
