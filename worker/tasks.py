@@ -56,6 +56,7 @@ def run_training(run_id: int) -> Optional[str]:
     bridge = RunBridge(run.pk, stop_event=worker_stopping)
     try:
         config = build_trainer_config(run)
+        record_teacher_identities(run, config)
         out_dir = run.out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
@@ -84,6 +85,18 @@ def build_trainer_config(run: Run) -> Config:
     data = dict(run.config)
     data["data"] = dict(data.get("data") or {}, path=str(Path(settings.MEDIA_ROOT) / run.dataset.file.name))
     return parse_config(data)
+
+
+def record_teacher_identities(run: Run, config: Config) -> None:
+    """Each teacher's identity from its files (name@revision:digest) next to its settings."""
+    from trainer.teachers import teacher_identity
+
+    teachers = []
+    for teacher in config.teachers:
+        entry = teacher.model_dump(mode="json")
+        entry["identity"] = teacher_identity(teacher)  # a missing teacher fails the run here, readably
+        teachers.append(entry)
+    Run.objects.filter(pk=run.pk).update(teachers=teachers)
 
 
 def readable_error(error: BaseException) -> str:

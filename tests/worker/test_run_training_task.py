@@ -64,6 +64,7 @@ def test_it_trains_and_records_a_run(queued_run, fake_trainer, messages, setting
     assert run.status == "succeeded" and run.started_at and run.finished_at and run.error == ""
     assert run.worker_host and run.device == "cpu" and run.package_versions["python"]
     assert run.summary["val/mrr"] == 0.4 and run.last_step == 3
+    assert run.teachers[0]["name"] == "minilm" and run.teachers[0]["identity"].startswith("minilm@")
     assert MetricPoint.objects.filter(run=run, key="train/loss").count() == 3
     assert Checkpoint.objects.get(run=run).path == f"run-{run.pk}/step-3.safetensors"
     seen = scripted_train.seen

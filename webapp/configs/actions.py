@@ -17,7 +17,8 @@ from .models import Config
 
 # Output dimension of teachers the platform knows without loading them: lets a lattice that
 # cannot hold the embeddings be refused at submit instead of minutes later in the worker.
-KNOWN_TEACHER_DIMS = {"minilm": 384}
+# (names as trainer.teachers.MINILM_NAMES spells them, lower-case)
+KNOWN_TEACHER_DIMS = {"minilm": 384, "all-minilm-l6-v2": 384, "sentence-transformers/all-minilm-l6-v2": 384}
 PLACEHOLDER_DATA_PATH = "dataset.jsonl"  # stands in for the dataset chosen later
 
 
@@ -32,7 +33,7 @@ def teacher_dimension(config: TrainerConfig) -> Optional[int]:
     # (trainer.teachers knows more but imports torch and transformers: not in the web process)
     if not config.teachers or config.teachers[0].path:
         return None
-    return KNOWN_TEACHER_DIMS.get(config.teachers[0].name)
+    return KNOWN_TEACHER_DIMS.get(config.teachers[0].name.lower())
 
 
 def resolve_config(
