@@ -165,3 +165,17 @@ def test_it_requires_authentication_everywhere(db):
 def test_it_authenticates_with_the_session_too(client, alice):
     client.force_login(alice)
     assert client.get("/api/v1/runs/").status_code == 200
+
+
+def test_it_fails_the_run_readably_when_the_broker_is_down(api_client, alice, make_dataset, monkeypatch,
+                                                           django_capture_on_commit_callbacks):
+    def unreachable(*args):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6390. Connection refused.")
+
+    monkeypatch.setattr("webapp.runs.actions.send_run_task", unreachable)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post("/api/v1/runs/", {"dataset": make_dataset(alice).pk, "config_yaml": CONFIG},
+                                   format="json")
+    run = Run.objects.get()
+    assert run.status == "failed" and run.error.startswith("could not reach the task queue: ConnectionError")
+    assert response.status_code == 201

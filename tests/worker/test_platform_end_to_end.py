@@ -87,3 +87,14 @@ def test_the_real_websocket_refuses_anonymous_clients(daphne_server, platform_us
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
     assert closed.value.rcvd.code == 4401
+
+
+def test_the_server_serves_the_offline_api_docs_and_their_assets(daphne_server):
+    import urllib.request
+
+    with urllib.request.urlopen(f"{daphne_server}/api/v1/docs/", timeout=30) as page:
+        html = page.read().decode()
+    asset = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+    assert asset in html  # served by us (whitenoise), never a CDN
+    with urllib.request.urlopen(daphne_server + asset, timeout=30) as response:
+        assert response.status == 200 and len(response.read()) > 100_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Optional
 
@@ -16,6 +17,7 @@ from . import live
 from .models import Run
 
 TASK_NAME = "worker.tasks.run_training"
+log = logging.getLogger(__name__)
 
 
 class RunFinished(Exception):
@@ -54,8 +56,21 @@ def queue_run(
         )
         if tags:
             run.set_tags(tags)
-        transaction.on_commit(lambda: send_run_task(run.pk, run.queue, task_id))
+        transaction.on_commit(lambda: _enqueue(run.pk, run.queue, task_id))
+    if not transaction.get_connection().in_atomic_block:
+        run.refresh_from_db()  # the enqueue has run: a broker failure shows in the status
     return run
+
+
+def _enqueue(run_id: int, queue: str, task_id: str) -> None:
+    try:
+        send_run_task(run_id, queue, task_id)
+    except Exception as error:  # broker down: say so on the run instead of leaving it queued forever
+        log.exception("could not queue run %s", run_id)
+        Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
+            status=Run.Status.FAILED, finished_at=timezone.now(),
+            error=f"could not reach the task queue: {type(error).__name__}: {error}"[:2000],
+        )
 
 
 def cancel_run(run: Run) -> Run:
