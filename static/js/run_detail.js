@@ -248,10 +248,13 @@
       badge.className = "badge " + status;
       root.dataset.status = status;
     }
+    // Live status messages carry no queue position; the REST answers (polled while queued) do.
     const queue = document.getElementById("queue-position");
-    const position = run.queue_position;
-    queue.hidden = !(status === "queued" && position !== null && position !== undefined);
-    if (!queue.hidden) queue.textContent = "position " + position + " in the queue";
+    if (status !== "queued") queue.hidden = true;
+    else if (run.queue_position !== undefined) {
+      queue.hidden = run.queue_position === null;
+      queue.textContent = "position " + run.queue_position + " in the queue";
+    }
     const cancel = document.getElementById("cancel");
     if (cancel) cancel.hidden = FINISHED.includes(status);
     if (run.error) {

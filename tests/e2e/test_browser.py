@@ -164,8 +164,15 @@ def test_it_cancels_a_running_run_from_its_page(page, platform_user, celery_work
     upload_dataset(page, tmp_path, "chats to cancel")
     submit_run(page, "chats to cancel", RUN_CONFIG.replace("epochs: 25", "epochs: 500"))
     wait_for_more_loss_points(page, 2, timeout=TRAINING_TIMEOUT_MS)
+    run_id = page.evaluate("document.getElementById('run').dataset.runId")
+    runs_list = page.context.new_page()  # a second tab on the runs list, left open
+    runs_list.goto("/")
+    badge = f"tr[data-run-id='{run_id}'] [data-role=status]"
+    assert runs_list.inner_text(badge) == "running"
 
     page.click("#cancel")  # a POST to the API with the page's CSRF token
     page.wait_for_function("document.getElementById('status').textContent === 'cancelled'", timeout=60_000)
     assert page.is_hidden("#cancel")
     page.wait_for_selector("#checkpoints a[href*='/download']")  # the run saved where it stopped
+    # The list updates itself (it polls the API): no reload.
+    runs_list.wait_for_function(f"document.querySelector(\"{badge}\").textContent === 'cancelled'", timeout=15_000)

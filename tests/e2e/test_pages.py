@@ -169,3 +169,16 @@ def test_it_shows_queue_positions_while_queued(client, signed_in, make_dataset):
     assert "#2 in the cpu queue" in html and "#1 in the gpu queue" in html
     detail = client.get(reverse("pages:run_detail", kwargs={"run_id": waiting.pk})).content.decode()
     assert "position 2 in the queue" in detail and 'id="cancel"' in detail
+
+
+def test_it_starts_the_new_run_form_from_the_newest_stored_config(client, signed_in, make_dataset):
+    from webapp.configs.actions import create_config
+
+    make_dataset(signed_in)
+    config = create_config(signed_in, "small cube", GOOD_CONFIG)
+    form = client.get(reverse("pages:new_run")).context["form"]
+    assert form.initial["stored_config"] == config.pk
+    assert form.initial["config_yaml"] == GOOD_CONFIG
+    html = client.get(reverse("pages:new_run")).content.decode()
+    assert f'<option value="{config.pk}" selected>small cube</option>' in html
+    assert "lattice: [4, 4, 4]" in html  # the editor holds the YAML; the picker's map too
