@@ -182,3 +182,13 @@ def test_it_starts_the_new_run_form_from_the_newest_stored_config(client, signed
     html = client.get(reverse("pages:new_run")).content.decode()
     assert f'<option value="{config.pk}" selected>small cube</option>' in html
     assert "lattice: [4, 4, 4]" in html  # the editor holds the YAML; the picker's map too
+
+
+def test_it_shows_dataset_warnings_with_line_numbers(client, signed_in):
+    with_duplicate = DIALOGUE + DIALOGUE.splitlines(keepends=True)[0]
+    upload = SimpleUploadedFile("faq.jsonl", with_duplicate.encode())
+    response = client.post(reverse("pages:datasets"), {"name": "faq", "kind": "dialogue", "file": upload})
+    dataset = Dataset.objects.get()
+    assert dataset.warnings and dataset.rows == 12
+    html = client.get(response["Location"]).content.decode()
+    assert "line 13:" in html
