@@ -15,6 +15,7 @@
     metrics: root.dataset.metricsUrl,
     cancel: root.dataset.cancelUrl,
     checkpoints: root.dataset.checkpointsUrl,
+    logs: root.dataset.logsUrl,
     websocket: (location.protocol === "https:" ? "wss://" : "ws://") + location.host + root.dataset.wsPath,
   };
   const FINISHED = ["succeeded", "failed", "cancelled", "interrupted"];
@@ -155,15 +156,19 @@
   let backfilling = false;
   let pending = [];         // events that arrive while a backfill is in flight
   let awaitingFirstLive = false;
+  let opened = false;       // the socket has been open before: the next open is a reconnect
   const connection = document.getElementById("connection");
 
   function connect() {
     socket = new WebSocket(urls.websocket);
     socket.onopen = () => {
+      const reconnected = opened;
+      opened = true;
       retryDelay = 500;
       awaitingFirstLive = true;
       showConnection("live", true);
       backfill();
+      if (reconnected) refreshLog().catch((error) => console.warn("log refresh failed", error));
     };
     socket.onmessage = (message) => {
       const event = JSON.parse(message.data);
@@ -312,12 +317,24 @@
 
   // ---- log tail and checkpoints ------------------------------------------------------
 
+  function logLine(entry) {
+    const when = entry.time ? new Date(entry.time * 1000).toISOString().slice(11, 19) : "";
+    return `${when} ${entry.level || "info"} ${entry.message}\n`;
+  }
+
   function appendLog(event) {
     const log = document.getElementById("log");
-    const when = event.time ? new Date(event.time * 1000).toLocaleTimeString() : "";
-    log.textContent += `${when} ${event.level || "info"} ${event.message}\n`;
+    log.textContent += logLine(event);
     const lines = log.textContent.split("\n");
     if (lines.length > LOG_LINES_KEPT) log.textContent = lines.slice(-LOG_LINES_KEPT).join("\n");
+    log.scrollTop = log.scrollHeight;
+  }
+
+  // Log messages sent while the socket was down are only in the database: reload the tail.
+  async function refreshLog() {
+    const entries = await fetchJson(urls.logs);
+    const log = document.getElementById("log");
+    log.textContent = entries.slice(-LOG_LINES_KEPT).map(logLine).join("");
     log.scrollTop = log.scrollHeight;
   }
 

@@ -78,7 +78,7 @@ def test_it_shows_run_detail_with_charts_log_checkpoints_and_reproducibility(cli
         assert f'data-chart="{chart}"' in html
     assert "plotly-4.1.1.min.js" in html and "cdn" not in html.lower()
     assert f'data-ws-path="/ws/runs/{run.pk}/"' in html
-    assert "epoch 1 done" in html
+    assert "00:00:01 info epoch 1 done" in html  # UTC, as the live tail writes it
     assert reverse("api:run-checkpoint-download", kwargs={"pk": run.pk, "checkpoint_id": checkpoint.pk}) in html
     assert run.dataset.sha256 in html and "deadbeef" in html and "torch==2.13.0" in html and "minilm@abc" in html
     assert 'id="cancel"' not in html  # a finished run has nothing to cancel

@@ -7,6 +7,8 @@ obey the same rules.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import yaml
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -68,11 +70,17 @@ def run_detail(request, run_id):
     context = {
         "run": run,
         "checkpoints": run.checkpoints.all(),
-        "log_tail": list(run.log_entries.order_by("-id")[:LOG_TAIL_LINES])[::-1],
+        "log_tail": _log_tail(run),
         "resolved_config_yaml": yaml.safe_dump(run.config, sort_keys=False, allow_unicode=True),
         "val_metrics": VAL_METRICS,
     }
     return render(request, "pages/run_detail.html", context)
+
+
+def _log_tail(run: Run) -> list[dict]:
+    entries = list(run.log_entries.order_by("-id")[:LOG_TAIL_LINES])[::-1]
+    return [{"when": datetime.fromtimestamp(entry.time, timezone.utc), "level": entry.level,
+             "message": entry.message} for entry in entries]
 
 
 def _get_run_or_404(user, run_id) -> Run:
