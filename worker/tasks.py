@@ -72,11 +72,13 @@ def run_training(run_id: int) -> Optional[str]:
     _safe_close(bridge)
     status = END_STATUS.get(result.status, Run.Status.FAILED)
     error = "" if status != Run.Status.FAILED else (result.reason or "training failed")
-    if Run.objects.filter(pk=run_id, cancel_requested=True).exists():
+    cancelled = Run.objects.filter(pk=run_id, cancel_requested=True).exists()
+    if cancelled and status != Run.Status.FAILED:
         status, error = Run.Status.CANCELLED, ""  # a cancelled run is never recorded as succeeded
     elif worker_stopping.is_set() and status == Run.Status.CANCELLED:
         status, error = Run.Status.INTERRUPTED, "the worker shut down; the last checkpoint can resume the run"
     _finish(run_id, status, error, summary=result.summary)
+    close_old_connections()  # the worker lives for days: no connection outlives its task
     return status
 
 
