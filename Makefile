@@ -24,14 +24,13 @@ browser:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# runplatform migrates, loads the demo data, then runs Redis, Daphne and a worker until Ctrl-C.
 run: $(STAMP)
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py load_demo
 	$(BIN)/python manage.py runplatform --port $(PORT)
 
 # One more Celery worker against the same Redis and database (an operator adding capacity).
 worker: $(STAMP)
-	$(BIN)/celery -A worker worker -Q $${QUEUES:-cpu,gpu} --concurrency 1 --loglevel INFO
+	$(BIN)/celery -A worker worker -Q $${QUEUES:-cpu,gpu} --pool solo --loglevel INFO
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
