@@ -3,16 +3,18 @@
 URL names: api:dataset-list, api:dataset-detail, api:config-list, api:config-detail,
 api:config-validate, api:config-schema, api:run-list, api:run-detail, api:run-metrics,
 api:run-logs, api:run-cancel, api:run-checkpoints, api:run-checkpoint-download,
-api:schema, api:docs.
+api:run-rerun, api:team-list, api:team-detail, api:team-members, api:token, api:schema, api:docs.
 """
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from webapp.accounts.api import TokenView
 from webapp.configs.api import ConfigViewSet, config_schema
 from webapp.datasets.api import DatasetViewSet
 from webapp.runs.api import RunViewSet
+from webapp.teams.api import TeamViewSet
 
 app_name = "api"
 
@@ -20,9 +22,11 @@ router = DefaultRouter()
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("configs", ConfigViewSet, basename="config")
 router.register("runs", RunViewSet, basename="run")
+router.register("teams", TeamViewSet, basename="team")
 
 urlpatterns = [
     path("config-schema/", config_schema, name="config-schema"),
+    path("token/", TokenView.as_view(), name="token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include(router.urls)),

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "webapp.accounts",
+    "webapp.teams",
     "webapp.datasets",
     "webapp.configs",
     "webapp.runs",

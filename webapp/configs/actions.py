@@ -76,9 +76,10 @@ def validate_config_text(config_yaml: str) -> list[dict[str, str]]:
     return []
 
 
-def create_config(user, name: str, body: str, parent: Optional[Config] = None) -> Config:
+def create_config(user, name: str, body: str, parent: Optional[Config] = None, team=None) -> Config:
+    """Save a validated config for ``user`` in ``team`` (default: the user's default team)."""
     parsed = resolve_config(body)
-    return Config.objects.create(name=name, body=body, data=parsed.to_dict(), parent=parent, owner=user)
+    return Config.objects.create(name=name, body=body, data=parsed.to_dict(), parent=parent, owner=user, team=team)
 
 
 def update_config(config: Config, *, name: Optional[str] = None, body: Optional[str] = None) -> Config:

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from webapp.teams.models import default_team_id, team_scope
+
 
 class Config(models.Model):
     """A saved, validated training config. Forks keep a link to the config they came from."""
@@ -12,6 +14,7 @@ class Config(models.Model):
     data = models.JSONField(default=dict, help_text="The validated config, resolved with defaults.")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="configs")
+    team = models.ForeignKey("teams.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="configs")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -21,11 +24,17 @@ class Config(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        if self.team_id is None and self.owner_id is not None:
+            self.team_id = default_team_id(self.owner_id)
+        super().save(*args, **kwargs)
+
 
 def get_configs_for_user(user) -> models.QuerySet[Config]:
+    """Every config ``user`` may see: those of the user's teams."""
     if not user.is_authenticated:
         return Config.objects.none()
-    return Config.objects.filter(owner=user)
+    return Config.objects.filter(team_scope(user))
 
 
 def get_config_for_user(user, config_id) -> Config:

@@ -9,6 +9,7 @@ from typing import Optional
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
+from django.db.models import ProtectedError
 
 from trainer.text_data import DatasetError, DatasetIssue, read_text_dataset
 
@@ -29,8 +30,13 @@ def _format(error: dict) -> str:
     return f"line {error['line']}: {error['message']}" if error.get("line") else error["message"]
 
 
-def create_dataset(user, name: str, kind: Optional[str], uploaded_file) -> Dataset:
-    """Validate ``uploaded_file`` as a ``kind`` text dataset and store it for ``user``.
+class DatasetInUse(Exception):
+    """Delete asked of a dataset that runs still use (the API answers 409)."""
+
+
+def create_dataset(user, name: str, kind: Optional[str], uploaded_file, team=None) -> Dataset:
+    """Validate ``uploaded_file`` as a ``kind`` text dataset and store it for ``user`` in
+    ``team`` (default: the user's default team).
 
     The file is read in a temporary directory first; on any problem nothing is stored (no
     file, no row) and DatasetRejected lists every issue with its line number.
@@ -61,6 +67,7 @@ def create_dataset(user, name: str, kind: Optional[str], uploaded_file) -> Datas
             name=name or original_name, kind=data.kind, rows=data.rows, sha256=data.sha256,
             size_bytes=path.stat().st_size, preview=data.preview(PREVIEW_ROWS),
             warnings=[_issue_dict(issue) for issue in data.warnings], owner=user, original_name=original_name,
+            team=team,
         )
         with path.open("rb") as handle:
             dataset.file.save(original_name, File(handle), save=False)
@@ -75,3 +82,18 @@ def create_dataset(user, name: str, kind: Optional[str], uploaded_file) -> Datas
 
 def _issue_dict(issue: DatasetIssue) -> dict:
     return {"line": issue.line, "message": issue.message}
+
+
+def delete_dataset(dataset: Dataset) -> None:
+    """Delete the dataset and, after commit, its file; DatasetInUse while runs use it."""
+    used = dataset.runs.count()
+    if used:
+        raise DatasetInUse(f"{used} run{'s' if used != 1 else ''} use{'s' if used == 1 else ''} dataset "
+                           f"#{dataset.pk}; delete {'them' if used != 1 else 'it'} first")
+    storage, name = dataset.file.storage, dataset.file.name
+    try:
+        with transaction.atomic():
+            dataset.delete()
+            transaction.on_commit(lambda: storage.delete(name))
+    except ProtectedError:  # a run was queued on it in the meantime
+        raise DatasetInUse(f"runs use dataset #{dataset.pk}; delete them first") from None

@@ -6,6 +6,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 
+from webapp.teams.models import default_team_id, team_scope
+
 # Suffixes the trainer's text reader knows; any other is dropped (the reader then goes by
 # the first line), so a stored file always reads as it did when it was validated.
 ALLOWED_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".txt"}
@@ -37,6 +39,7 @@ class Dataset(models.Model):
     preview = models.JSONField(default=list, blank=True)  # first rows, as the reader saw them
     warnings = models.JSONField(default=list, blank=True)  # [{line, message}], non-fatal
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
+    team = models.ForeignKey("teams.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="datasets")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -45,16 +48,21 @@ class Dataset(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        if self.team_id is None and self.owner_id is not None:
+            self.team_id = default_team_id(self.owner_id)
+        super().save(*args, **kwargs)
+
     @property
     def path(self) -> Path:
         return Path(self.file.path)
 
 
 def get_datasets_for_user(user) -> models.QuerySet[Dataset]:
-    """Every dataset ``user`` may see. The one access rule (teams replace it later)."""
+    """Every dataset ``user`` may see: those of the user's teams. The one access rule."""
     if not user.is_authenticated:
         return Dataset.objects.none()
-    return Dataset.objects.filter(owner=user)
+    return Dataset.objects.filter(team_scope(user))
 
 
 def get_dataset_for_user(user, dataset_id) -> Dataset:

@@ -5,11 +5,12 @@ from .models import Dataset
 
 class DatasetSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
+    team_name = serializers.CharField(source="team.name", read_only=True, default=None)
 
     class Meta:
         model = Dataset
         fields = ["id", "name", "kind", "rows", "sha256", "size_bytes", "original_name", "preview", "warnings",
-                  "owner", "created_at"]
+                  "owner", "team", "team_name", "created_at"]
         read_only_fields = fields
 
 
@@ -18,3 +19,5 @@ class DatasetUploadSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Dataset.Kind.choices, required=False, allow_blank=True,
                                    help_text="Inferred from the file when absent.")
     file = serializers.FileField()
+    team = serializers.IntegerField(required=False, allow_null=True,
+                                    help_text="One of your teams; default: your personal team.")

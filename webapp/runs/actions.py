@@ -1,10 +1,15 @@
-"""Writes with side effects for runs: queue, cancel. Celery is told only after commit."""
+"""Writes with side effects for runs: queue, cancel, re-run, baseline, delete. Celery is told,
+and files are removed, only after commit."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 import uuid
+from pathlib import Path
 from typing import Optional
+
+from django.conf import settings
 
 from django.db import transaction
 from django.utils import timezone
@@ -12,6 +17,7 @@ from django.utils import timezone
 from webapp.configs.actions import resolve_config
 from webapp.configs.models import Config
 from webapp.datasets.models import Dataset
+from webapp.teams.models import Team
 
 from . import live
 from .models import Run
@@ -24,6 +30,14 @@ class RunFinished(Exception):
     """Cancel asked of a run that has already ended (the API answers 409)."""
 
 
+class RunNotFinished(Exception):
+    """Delete asked of a run that is queued or running: cancel it first (the API answers 409)."""
+
+
+class WrongTeam(ValueError):
+    """The run's team is not its dataset's team: members would see a run of data they cannot."""
+
+
 def send_run_task(run_id: int, queue: str, task_id: str) -> None:
     """Enqueue by name: the web process never imports the worker's tasks (or torch)."""
     from worker.celery import app
@@ -34,22 +48,26 @@ def send_run_task(run_id: int, queue: str, task_id: str) -> None:
 def queue_run(
     user, name: str, dataset: Dataset, config_yaml: Optional[str] = None, config: Optional[dict] = None,
     queue: str = Run.Queue.CPU, *, tags: Optional[list[str]] = None, notes: str = "",
-    source_config: Optional[Config] = None,
+    source_config: Optional[Config] = None, team: Optional[Team] = None, source_run: Optional[Run] = None,
 ) -> Run:
     """Validate the config against the dataset and queue a run; ConfigRejected if invalid.
 
     ``data.path`` in the stored snapshot is the dataset's storage name (relative to
-    MEDIA_ROOT): the worker resolves it on its own machine.
+    MEDIA_ROOT): the worker resolves it on its own machine. The run belongs to ``team``,
+    by default the dataset's team; WrongTeam when they differ.
     """
     if queue not in Run.Queue.values:
         raise ValueError(f"queue must be one of {Run.Queue.values}")
+    if team is not None and dataset.team_id is not None and team.pk != dataset.team_id:
+        raise WrongTeam(f"dataset #{dataset.pk} belongs to team `{dataset.team}`, not `{team}`")
     parsed = resolve_config(config_yaml, config, data_path=dataset.file.name, data_kind=dataset.kind)
     snapshot = parsed.to_dict()
     task_id = str(uuid.uuid4())
     with transaction.atomic():
         run = Run.objects.create(
             name=name or parsed.name or f"{dataset.name} {timezone.now():%Y-%m-%d %H:%M}",
-            owner=user, dataset=dataset, source_config=source_config, config=snapshot,
+            owner=user, team=team or dataset.team, dataset=dataset, source_config=source_config,
+            source_run=source_run, config=snapshot,
             config_yaml=parsed.to_yaml(), queue=queue, task_id=task_id, notes=notes,
             seed=parsed.seed, dataset_sha256=dataset.sha256,
             teachers=[teacher.model_dump(mode="json") for teacher in parsed.teachers],
@@ -93,3 +111,53 @@ def cancel_run(run: Run) -> Run:
         return run
     run.refresh_from_db()
     raise RunFinished(f"run #{run.pk} has already {run.status}; there is nothing to cancel")
+
+
+def rerun_run(user, run: Run, queue: Optional[str] = None) -> Run:
+    """Queue the same config on the same dataset again (on ``queue``, default the run's own);
+    the new run records ``run`` as its source and keeps its tags."""
+    return queue_run(
+        user, f"{run.name} (re-run)"[:200], run.dataset, config_yaml=run.config_yaml, queue=queue or run.queue,
+        tags=run.tag_names, source_config=run.source_config, team=run.team, source_run=run,
+    )
+
+
+def set_baseline(run: Run, on: bool = True) -> Run:
+    """Make ``run`` its team's baseline (the previous one stops being it), or clear it."""
+    with transaction.atomic():
+        if on:
+            Run.objects.filter(team_id=run.team_id, is_baseline=True).exclude(pk=run.pk).update(is_baseline=False)
+        Run.objects.filter(pk=run.pk).update(is_baseline=on)
+    run.is_baseline = on
+    return run
+
+
+def run_files(run: Run) -> list[Path]:
+    """Everything the run wrote to storage: its output folder and each checkpoint, kept
+    only when inside CHECKPOINT_DIR (a stored path can never point a delete elsewhere)."""
+    root = Path(settings.CHECKPOINT_DIR).resolve()
+    paths = [run.out_dir] + [checkpoint.absolute_path for checkpoint in run.checkpoints.all()]
+    return [path for path in (p.resolve() for p in paths) if path.is_relative_to(root) and path != root]
+
+
+def delete_run(run: Run) -> None:
+    """Delete a finished run, its metrics, logs, checkpoints and files; RunNotFinished while it
+    is queued or running (cancel first). The files go once the delete has committed."""
+    files = run_files(run)
+    with transaction.atomic():
+        deleted, _ = Run.objects.filter(pk=run.pk, status__in=Run.FINISHED).delete()
+        if not deleted:
+            run.refresh_from_db()
+            raise RunNotFinished(f"run #{run.pk} is {run.status}; cancel it before deleting it")
+        transaction.on_commit(lambda: _remove(files))
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+        except OSError:
+            log.exception("could not remove %s", path)

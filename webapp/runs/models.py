@@ -6,6 +6,9 @@ from typing import Any, Optional
 from django.conf import settings
 from django.db import models
 
+from webapp.datasets.models import Dataset
+from webapp.teams.models import default_team_id, team_scope
+
 
 class Run(models.Model):
     class Status(models.TextChoices):
@@ -24,12 +27,20 @@ class Run(models.Model):
 
     name = models.CharField(max_length=200)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs")
+    # Who may see and act on the run (issue 5); by default the dataset's team.
+    team = models.ForeignKey("teams.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
     dataset = models.ForeignKey("datasets.Dataset", on_delete=models.PROTECT, related_name="runs")
     source_config = models.ForeignKey(
         "configs.Config", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs",
         help_text="The saved config this run started from, if any.",
     )
     # The resolved config the trainer ran with (defaults filled in, data.path = the dataset).
+    source_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="derived_runs",
+        help_text="The run this one was forked or re-run from, if any.",
+    )
+    # The team's reference run (at most one per team): the comparison draws it as a baseline.
+    is_baseline = models.BooleanField(default=False)
     config = models.JSONField(default=dict)
     config_yaml = models.TextField(blank=True)
 
@@ -65,10 +76,20 @@ class Run(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+        constraints = [
+            models.UniqueConstraint(fields=["team"], condition=models.Q(is_baseline=True),
+                                    name="run_one_baseline_per_team"),
+        ]
 
     @property
     def tag_names(self) -> list[str]:
         return [tag.name for tag in self.tags.all()]
+    def save(self, *args, **kwargs):
+        if self.team_id is None and self.owner_id is not None:
+            dataset_team = Dataset.objects.filter(pk=self.dataset_id).values_list("team_id", flat=True).first()
+            self.team_id = dataset_team or default_team_id(self.owner_id)
+        super().save(*args, **kwargs)
+
 
     def set_tags(self, names: list[str]) -> None:
         clean = sorted({name.strip()[:64] for name in names if name and name.strip()})
@@ -160,10 +181,11 @@ class LogEntry(models.Model):
 
 
 def get_runs_for_user(user) -> models.QuerySet[Run]:
-    """Every run ``user`` may see: the one access rule (issue 5 swaps owner for teams)."""
+    """Every run ``user`` may see: those of the user's teams. The one access rule: pages,
+    API, websocket and downloads all read through it."""
     if not user.is_authenticated:
         return Run.objects.none()
-    return Run.objects.filter(owner=user)
+    return Run.objects.filter(team_scope(user))
 
 
 def get_run_for_user(user, run_id) -> Run:

@@ -8,6 +8,7 @@ class RunSerializer(serializers.ModelSerializer):
 
     owner = serializers.CharField(source="owner.username", read_only=True)
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
+    team_name = serializers.CharField(source="team.name", read_only=True, default=None)
     tags = serializers.SerializerMethodField()
     queue_position = serializers.SerializerMethodField()
 
@@ -15,7 +16,7 @@ class RunSerializer(serializers.ModelSerializer):
         model = Run
         fields = [
             "id", "name", "status", "queue", "queue_position", "dataset", "dataset_name", "config", "config_yaml",
-            "source_config", "created_at", "started_at", "finished_at", "error", "summary", "last_step",
+            "source_config", "source_run", "team", "team_name", "is_baseline", "created_at", "started_at", "finished_at", "error", "summary", "last_step",
             "total_steps", "tags", "notes", "cancel_requested", "worker_host", "device", "owner",
             "seed", "dataset_sha256", "teachers", "package_versions", "code_version",
         ]
@@ -38,6 +39,10 @@ class RunCreateSerializer(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
     notes = serializers.CharField(required=False, allow_blank=True)
     source_config = serializers.IntegerField(required=False, allow_null=True)
+    source_run = serializers.IntegerField(required=False, allow_null=True,
+                                          help_text="The run this one is forked from (recorded, nothing copied).")
+    team = serializers.IntegerField(required=False, allow_null=True,
+                                    help_text="One of your teams; default: the dataset's team.")
 
     def validate(self, attrs):
         if ("config_yaml" in attrs) == ("config" in attrs):
@@ -47,8 +52,16 @@ class RunCreateSerializer(serializers.Serializer):
 
 class RunUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
-    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False,
+                                 help_text="Replaces all tags of the run.")
     notes = serializers.CharField(required=False, allow_blank=True)
+    is_baseline = serializers.BooleanField(required=False,
+                                           help_text="true makes this the team's baseline (replacing the previous one).")
+
+
+class RunRerunSerializer(serializers.Serializer):
+    queue = serializers.ChoiceField(choices=Run.Queue.choices, required=False,
+                                    help_text="Default: the queue of the original run.")
 
 
 class CheckpointSerializer(serializers.ModelSerializer):
