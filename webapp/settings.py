@@ -208,6 +208,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEO
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TASK_ALWAYS_EAGER = False
 
+# Worker loss (issue 6, webapp/runs/reliability.py): a running run's worker beats its
+# heartbeat every HEARTBEAT_INTERVAL seconds; every worker checks every REAPER_INTERVAL
+# seconds for runs silent longer than HEARTBEAT_TIMEOUT, marks them `interrupted` and
+# re-queues those with a checkpoint (at most MAX_ATTEMPTS claims per run). A dead worker is
+# noticed within HEARTBEAT_TIMEOUT + REAPER_INTERVAL seconds.
+CUBELAB_HEARTBEAT_INTERVAL_S = env_int("CUBELAB_HEARTBEAT_INTERVAL_S", 5)
+CUBELAB_HEARTBEAT_TIMEOUT_S = env_int("CUBELAB_HEARTBEAT_TIMEOUT_S", 30)
+CUBELAB_REAPER_INTERVAL_S = env_int("CUBELAB_REAPER_INTERVAL_S", 10)  # 0: no reaper thread in the worker
+CUBELAB_MAX_ATTEMPTS = env_int("CUBELAB_MAX_ATTEMPTS", 3)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an unauthenticated API call then gets 401 + `WWW-Authenticate: Token`

@@ -2,6 +2,9 @@
 
 ``run_training(run_id)`` claims a queued run (a conditional UPDATE, so a second delivery of
 the same message is a no-op), trains it with ``trainer.loop.train`` and records the end.
+While it trains, a heartbeat thread renews the run's lease; a run re-queued after its worker
+vanished resumes from ``run.resume_from`` (webapp/runs/reliability.py). Every worker also
+runs the reaper thread that finds such runs.
 """
 
 from __future__ import annotations
@@ -18,14 +21,14 @@ from pathlib import Path
 from typing import Optional
 
 from celery import shared_task
-from celery.signals import worker_shutting_down
+from celery.signals import worker_ready, worker_shutting_down
 from django.conf import settings
 from django.db import close_old_connections
-from django.utils import timezone
 
 from trainer.config import Config, ConfigError, parse_config
 from webapp.runs import live
 from webapp.runs.models import Run
+from webapp.runs.reliability import Heartbeat, Reaper, claim_run, finish_run, prepare_resume
 
 from .bridge import RunBridge, is_number
 
@@ -40,36 +43,67 @@ END_STATUS = {"succeeded": Run.Status.SUCCEEDED, "cancelled": Run.Status.CANCELL
 worker_stopping = threading.Event()
 
 
+_reaper: Optional[Reaper] = None
+
+
 @worker_shutting_down.connect
 def _on_worker_shutting_down(**kwargs) -> None:
     worker_stopping.set()
+    if _reaper is not None:
+        _reaper.stop()
+
+
+@worker_ready.connect
+def _on_worker_ready(**kwargs) -> None:
+    """Each worker looks for runs whose worker vanished (no Celery beat needed)."""
+    global _reaper
+    _reaper = Reaper().start()
 
 
 @shared_task(name="worker.tasks.run_training", ignore_result=True)
 def run_training(run_id: int) -> Optional[str]:
     close_old_connections()
-    if not _claim(run_id):
+    attempt = _claim(run_id)
+    if attempt is None:
         log.info("run %s is no longer queued: nothing to do", run_id)
         return None
+    with Heartbeat(run_id, attempt) as heartbeat:
+        status = _train_claimed(run_id, attempt, heartbeat)
+    close_old_connections()  # the worker lives for days: no connection outlives its task
+    return status
+
+
+def _train_claimed(run_id: int, attempt: int, heartbeat: Heartbeat) -> Optional[str]:
     run = Run.objects.get(pk=run_id)
     live.send_to_run(run.pk, run.status_message())
     bridge = RunBridge(run.pk, stop_event=worker_stopping)
+
+    def should_stop() -> bool:
+        return heartbeat.lost.is_set() or bridge.should_stop()
+
     try:
         config = build_trainer_config(run)
         record_teacher_identities(run, config)
         out_dir = run.out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+        resume = prepare_resume(run)
+        if resume is not None:
+            bridge.on_log(_resume_message(resume[1], attempt))
         from trainer.loop import train
 
-        result = train(config, out_dir, callbacks=[bridge], should_stop=bridge.should_stop,
+        result = train(config, out_dir, callbacks=[bridge], should_stop=should_stop,
+                       resume=Path(settings.CHECKPOINT_DIR) / resume[0] if resume else None,
                        cache_dir=Path(settings.CACHE_DIR))
     except Exception as error:  # any failure ends the run `failed` with a readable reason
         log.exception("run %s failed", run_id)
         _safe_close(bridge)
-        _finish(run_id, Run.Status.FAILED, readable_error(error))
+        _finish(run_id, Run.Status.FAILED, readable_error(error), attempt=attempt)
         return Run.Status.FAILED
     _safe_close(bridge)
+    if heartbeat.lost.is_set():  # reaped meanwhile: the run belongs to a newer attempt
+        log.warning("run %s attempt %s ended after losing its lease; nothing recorded", run_id, attempt)
+        return None
     status = END_STATUS.get(result.status, Run.Status.FAILED)
     error = "" if status != Run.Status.FAILED else (result.reason or "training failed")
     cancelled = Run.objects.filter(pk=run_id, cancel_requested=True).exists()
@@ -77,9 +111,13 @@ def run_training(run_id: int) -> Optional[str]:
         status, error = Run.Status.CANCELLED, ""  # a cancelled run is never recorded as succeeded
     elif worker_stopping.is_set() and status == Run.Status.CANCELLED:
         status, error = Run.Status.INTERRUPTED, "the worker shut down; the last checkpoint can resume the run"
-    _finish(run_id, status, error, summary=result.summary)
-    close_old_connections()  # the worker lives for days: no connection outlives its task
-    return status
+    return _finish(run_id, status, error, summary=result.summary, attempt=attempt)
+
+
+def _resume_message(step: int, attempt: int):
+    from trainer.events import LogMessage
+
+    return LogMessage("info", f"attempt {attempt}: resuming from the checkpoint at step {step}")
 
 
 def build_trainer_config(run: Run) -> Config:
@@ -110,23 +148,21 @@ def readable_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}{origin}"[:4000]
 
 
-def _claim(run_id: int) -> bool:
-    return bool(Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
-        status=Run.Status.RUNNING, started_at=timezone.now(), worker_host=socket.gethostname()[:255],
-        package_versions=package_versions(), code_version=code_version(),
-    ))
+def _claim(run_id: int) -> Optional[int]:
+    """The attempt number this worker now holds, or None (not queued: a second delivery)."""
+    return claim_run(run_id, worker_host=socket.gethostname()[:255],
+                     package_versions=package_versions(), code_version=code_version())
 
 
-def _finish(run_id: int, status: str, error: str = "", summary: Optional[dict] = None) -> None:
+def _finish(run_id: int, status: str, error: str = "", summary: Optional[dict] = None,
+            attempt: Optional[int] = None) -> Optional[str]:
+    numbers = {k: v for k, v in (summary or {}).items() if is_number(v)}  # JSON has no NaN or inf
+    # Only this attempt's running run is ended here: a concurrent operator action or a newer
+    # attempt is not overwritten, and an accepted cancel turns `succeeded` into `cancelled`.
+    recorded = finish_run(run_id, attempt, status, error, summary=numbers or None)
     run = Run.objects.get(pk=run_id)
-    fields = {"status": status, "finished_at": timezone.now(), "error": error}
-    if summary:
-        numbers = {k: v for k, v in summary.items() if is_number(v)}  # JSON has no NaN or inf
-        fields["summary"] = {**run.summary, **numbers}
-    # Only a running run is ended here: a concurrent operator action is not overwritten.
-    Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(**fields)
-    run.refresh_from_db()
     live.send_to_run(run_id, run.status_message())
+    return recorded or run.status
 
 
 def _safe_close(bridge: RunBridge) -> None:

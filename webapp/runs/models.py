@@ -60,6 +60,13 @@ class Run(models.Model):
     notes = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
 
+    # The lease (issue 6): the worker training the run beats `heartbeat_at` every few seconds;
+    # `attempt` counts claims, so a stale worker or a second delivery cannot write over a
+    # newer attempt; `resume_from` is the checkpoint a re-queued run continues from.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    resume_from = models.CharField(max_length=500, blank=True, help_text="Checkpoint the next attempt resumes from.")
+
     # What reproduces the run.
     seed = models.BigIntegerField(null=True, blank=True)
     dataset_sha256 = models.CharField(max_length=64, blank=True)
@@ -69,27 +76,27 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.name} (#{self.pk})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in self.FINISHED
         constraints = [
             models.UniqueConstraint(fields=["team"], condition=models.Q(is_baseline=True),
                                     name="run_one_baseline_per_team"),
         ]
 
-    @property
-    def tag_names(self) -> list[str]:
-        return [tag.name for tag in self.tags.all()]
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
     def save(self, *args, **kwargs):
         if self.team_id is None and self.owner_id is not None:
             dataset_team = Dataset.objects.filter(pk=self.dataset_id).values_list("team_id", flat=True).first()
             self.team_id = dataset_team or default_team_id(self.owner_id)
         super().save(*args, **kwargs)
 
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def tag_names(self) -> list[str]:
+        return [tag.name for tag in self.tags.all()]
 
     def set_tags(self, names: list[str]) -> None:
         clean = sorted({name.strip()[:64] for name in names if name and name.strip()})
@@ -100,6 +107,12 @@ class Run(models.Model):
         if self.status != self.Status.QUEUED:
             return None
         return Run.objects.filter(status=self.Status.QUEUED, queue=self.queue, pk__lt=self.pk).count() + 1
+
+    def time_to_start_s(self) -> Optional[float]:
+        """Seconds from submission to the first worker picking the run up (None until then)."""
+        if self.started_at is None or self.created_at is None:
+            return None
+        return round((self.started_at - self.created_at).total_seconds(), 3)
 
     @property
     def out_dir(self) -> Path:

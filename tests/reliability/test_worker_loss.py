@@ -1,0 +1,57 @@
+"""A worker killed with SIGKILL mid-run: another worker finishes the run from its checkpoint.
+
+Real processes: Redis, two Celery workers (solo pool) and a file SQLite database. The first
+worker is `kill -9`ed after a checkpoint; the second worker's reaper notices the silent
+heartbeat, re-queues the run, and the second worker resumes it. The run ends `succeeded`
+with each step of `train/loss` stored exactly once.
+"""
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.reliability.conftest import tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def run_row(db_rows, run_id):
+    return dict(zip(("status", "attempt", "last_step", "total_steps", "resume_from", "error"),
+                    db_rows("SELECT status, attempt, last_step, total_steps, resume_from, error FROM runs_run "
+                            "WHERE id = ?", run_id)[0]))
+
+
+def test_it_resumes_a_run_whose_worker_was_killed_and_keeps_every_step_once(
+        reliability_env, start_worker, submit_run, db_rows):
+    first = start_worker("first")
+    run_id = submit_run(tiny_config(reliability_env["teacher"], epochs=150, checkpoint_every=10))
+    # Kill once a checkpoint beyond the first exists and the run is well before its end.
+    wait_for(lambda: db_rows("SELECT MAX(step) FROM runs_checkpoint WHERE run_id = ?", run_id)[0][0] >= 20,
+             120, "a checkpoint at step 20", first, first.log)
+    before = run_row(db_rows, run_id)
+    assert before["status"] == "running" and before["attempt"] == 1
+    assert before["last_step"] < before["total_steps"], "the run ended before the kill: make it longer"
+    os.kill(first.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    first.wait(10)
+
+    second = start_worker("second")
+    wait_for(lambda: run_row(db_rows, run_id)["attempt"] == 2, 60, "the re-queued attempt", second, second.log)
+    detected_s = time.monotonic() - killed_at
+    wait_for(lambda: run_row(db_rows, run_id)["status"] in {"succeeded", "failed", "cancelled", "interrupted"},
+             240, "the resumed run", second, second.log)
+
+    after = run_row(db_rows, run_id)
+    assert after["status"] == "succeeded", after
+    assert after["attempt"] == 2 and after["resume_from"].startswith(f"run-{run_id}/")
+    steps = [step for (step,) in db_rows("SELECT step FROM runs_metricpoint WHERE run_id = ? AND key = 'train/loss' "
+                                         "ORDER BY step", run_id)]
+    assert steps == list(range(1, after["total_steps"] + 1))  # gap-free and duplicate-free
+    assert after["last_step"] == after["total_steps"]
+    logs = [message for (message,) in db_rows("SELECT message FROM runs_logentry WHERE run_id = ?", run_id)]
+    assert any("no heartbeat" in message and "re-queued" in message for message in logs), logs
+    assert any("resuming from the checkpoint" in message for message in logs), logs
+    print(f"\nkill -9 -> re-queued after {detected_s:.1f} s (timeout 3 s, reaper every 1 s, incl. worker start)")

@@ -1,0 +1,258 @@
+"""A run's lease, and what happens when its worker vanishes (issue 6).
+
+The lease is three columns of ``Run``: ``status``, ``heartbeat_at`` and ``attempt``.
+
+* ``claim_run`` turns a ``queued`` run ``running`` with one conditional UPDATE and counts the
+  attempt; a second delivery of the same message (Redis ``visibility_timeout``, a re-queue
+  racing an old message) finds the run not ``queued`` and does nothing.
+* ``Heartbeat`` (a thread in the worker) beats ``heartbeat_at`` every
+  ``CUBELAB_HEARTBEAT_INTERVAL_S`` while the run trains, conditional on its own attempt: once
+  the run was reaped and re-queued, the old worker's beat matches no row, it learns that it
+  lost the lease and stops without recording anything.
+* ``reap_stale_runs`` (every worker runs it every ``CUBELAB_REAPER_INTERVAL_S``; also the
+  ``reap_runs`` command) marks a ``running`` run whose heartbeat is older than
+  ``CUBELAB_HEARTBEAT_TIMEOUT_S`` ``interrupted`` and, if it has a checkpoint and attempts
+  left, re-queues it with ``resume_from`` set: the next worker continues from there.
+* ``finish_run`` records the end, conditional on the attempt; a run whose cancel was
+  accepted is recorded ``cancelled``, never ``succeeded``, however the two race.
+
+Django only (no torch): the web process, the worker and the command all import it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable, Optional
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from . import live
+from .models import Checkpoint, LogEntry, MetricPoint, Run
+
+log = logging.getLogger(__name__)
+
+
+# --- the lease ---------------------------------------------------------------------------------
+
+
+def claim_run(run_id: int, **fields) -> Optional[int]:
+    """Take a queued run: its new attempt number, or None when it is not ``queued``.
+
+    ``started_at`` keeps the first attempt's time (the measured time-to-start).
+    """
+    now = timezone.now()
+    claimed = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
+        status=Run.Status.RUNNING, attempt=F("attempt") + 1, heartbeat_at=now,
+        started_at=Coalesce("started_at", now), finished_at=None, **fields,
+    )
+    if not claimed:
+        return None
+    return Run.objects.filter(pk=run_id).values_list("attempt", flat=True).first()
+
+
+def beat(run_id: int, attempt: int) -> bool:
+    """Renew the lease; False once the run is no longer this attempt's (reaped, ended)."""
+    return bool(Run.objects.filter(pk=run_id, status=Run.Status.RUNNING, attempt=attempt)
+                .update(heartbeat_at=timezone.now()))
+
+
+class Heartbeat:
+    """Beats a run's lease from a background thread (its own database connection).
+
+    ``lost`` is set when a beat matches no row: the run was reaped (this worker looked dead)
+    or ended elsewhere. A failing database only logs: the reaper decides, not the beater.
+    """
+
+    def __init__(self, run_id: int, attempt: int, interval: Optional[float] = None):
+        self.run_id, self.attempt = run_id, attempt
+        self.interval = float(interval if interval is not None else settings.CUBELAB_HEARTBEAT_INTERVAL_S)
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-run-{run_id}", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    if not beat(self.run_id, self.attempt):
+                        log.warning("run %s attempt %s lost its lease: stopping", self.run_id, self.attempt)
+                        self.lost.set()
+                        return
+                except Exception:
+                    log.exception("heartbeat of run %s failed; retrying", self.run_id)
+                    close_old_connections()
+        finally:
+            connection.close()  # this thread's own connection
+
+
+def finish_run(run_id: int, attempt: Optional[int], status: str, error: str = "",
+               summary: Optional[dict] = None) -> Optional[str]:
+    """Record the end of this attempt; returns the status stored, or None if the run was not
+    this attempt's to end (reaped, or an operator ended it).
+
+    ``succeeded`` is written only while no cancel was accepted; a cancel accepted before the
+    end makes it ``cancelled``. A cancel arriving after the end gets RunFinished (409).
+    """
+    fields = {"finished_at": timezone.now(), "error": error, "heartbeat_at": None}
+    if summary:
+        current = Run.objects.filter(pk=run_id).values_list("summary", flat=True).first() or {}
+        fields["summary"] = {**current, **summary}
+    mine = Q(pk=run_id, status=Run.Status.RUNNING) & (Q(attempt=attempt) if attempt is not None else Q())
+    if status == Run.Status.SUCCEEDED:
+        if Run.objects.filter(mine, cancel_requested=False).update(status=status, **fields):
+            return status
+        status, fields["error"] = Run.Status.CANCELLED, ""
+    return status if Run.objects.filter(mine).update(status=status, **fields) else None
+
+
+# --- resuming ----------------------------------------------------------------------------------
+
+
+def latest_checkpoint(run: Run) -> Optional[Checkpoint]:
+    """The checkpoint with the highest step (its row is written after its files are)."""
+    return run.checkpoints.order_by("-step", "-id").first()
+
+
+def prepare_resume(run: Run) -> Optional[tuple[str, int]]:
+    """(checkpoint path, step) the run resumes from, after dropping the metric points the
+    lost attempt wrote past that step: the resumed attempt replays those steps and writes
+    them again, so the history has each step exactly once and matches the checkpoint."""
+    if not run.resume_from:
+        return None
+    checkpoint = run.checkpoints.filter(path=run.resume_from).first()
+    step = checkpoint.step if checkpoint else 0
+    with transaction.atomic():
+        MetricPoint.objects.filter(run=run, step__gt=step).delete()
+        Run.objects.filter(pk=run.pk).update(last_step=step)
+    return str(run.resume_from), step
+
+
+# --- the reaper --------------------------------------------------------------------------------
+
+
+@dataclass
+class Reaped:
+    run_id: int
+    outcome: str  # "requeued", "interrupted" or "cancelled"
+    detail: str
+
+
+def reap_stale_runs(timeout_s: Optional[float] = None, now=None,
+                    send: Optional[Callable[[int, str, str], None]] = None) -> list[Reaped]:
+    """End every ``running`` run whose heartbeat is older than ``timeout_s``; re-queue those
+    that can resume. Safe to run from many workers at once (each step is a conditional UPDATE)."""
+    timeout_s = float(timeout_s if timeout_s is not None else settings.CUBELAB_HEARTBEAT_TIMEOUT_S)
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=timeout_s)
+    stale = Run.objects.filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff),
+                               status=Run.Status.RUNNING)
+    reaped = []
+    for run in stale:
+        outcome = _reap(run, cutoff, now, timeout_s, send)
+        if outcome is not None:
+            reaped.append(outcome)
+    return reaped
+
+
+def _reap(run: Run, cutoff, now, timeout_s: float, send) -> Optional[Reaped]:
+    silent = f"its worker ({run.worker_host or 'unknown'}) sent no heartbeat for over {timeout_s:g} s"
+    lease = Q(pk=run.pk, status=Run.Status.RUNNING, attempt=run.attempt) & (
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True))
+    if run.cancel_requested:  # the user asked it to stop: it stays stopped
+        if not Run.objects.filter(lease).update(status=Run.Status.CANCELLED, finished_at=now, heartbeat_at=None):
+            return None
+        return _announce(run, Reaped(run.pk, "cancelled", f"cancelled; {silent}"))
+    error = f"interrupted: {silent}"
+    if not Run.objects.filter(lease).update(status=Run.Status.INTERRUPTED, finished_at=now, error=error,
+                                            heartbeat_at=None):
+        return None  # it beat meanwhile, or another reaper got there first
+    checkpoint = latest_checkpoint(run)
+    max_attempts = settings.CUBELAB_MAX_ATTEMPTS
+    if checkpoint is None:
+        return _announce(run, Reaped(run.pk, "interrupted", f"{error}; no checkpoint to resume from"))
+    if run.attempt >= max_attempts:
+        Run.objects.filter(pk=run.pk, status=Run.Status.INTERRUPTED).update(
+            error=f"{error}; not re-queued after {run.attempt} attempts (CUBELAB_MAX_ATTEMPTS)")
+        return _announce(run, Reaped(run.pk, "interrupted", f"{error}; attempts used up"))
+    task_id = str(uuid.uuid4())
+    if not Run.objects.filter(pk=run.pk, status=Run.Status.INTERRUPTED, attempt=run.attempt).update(
+            status=Run.Status.QUEUED, resume_from=checkpoint.path, task_id=task_id, finished_at=None,
+            error=""):
+        return None
+    detail = f"{error}; re-queued to resume from step {checkpoint.step} (attempt {run.attempt + 1})"
+    try:
+        (send or _send_task)(run.pk, run.queue, task_id)
+    except Exception as failure:  # broker down: say so instead of leaving it queued with no message
+        log.exception("could not re-queue run %s", run.pk)
+        Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED, task_id=task_id).update(
+            status=Run.Status.INTERRUPTED, finished_at=timezone.now(),
+            error=f"{error}; could not re-queue it: {type(failure).__name__}: {failure}"[:2000])
+        return _announce(run, Reaped(run.pk, "interrupted", f"{error}; re-queue failed"))
+    return _announce(run, Reaped(run.pk, "requeued", detail))
+
+
+def _send_task(run_id: int, queue: str, task_id: str) -> None:
+    from .actions import send_run_task
+
+    send_run_task(run_id, queue, task_id)
+
+
+def _announce(run: Run, reaped: Reaped) -> Reaped:
+    log.warning("run %s: %s", run.pk, reaped.detail)
+    LogEntry.objects.create(run_id=run.pk, time=time.time(), level="warning", message=reaped.detail)
+    run.refresh_from_db()
+    try:
+        live.send_to_run(run.pk, run.status_message())
+    except Exception:  # the page reloads the status over REST after a reconnect
+        log.exception("could not announce run %s", run.pk)
+    return reaped
+
+
+class Reaper:
+    """Runs ``reap_stale_runs`` every ``interval`` seconds in a daemon thread (each worker
+    starts one: Celery beat is not needed)."""
+
+    def __init__(self, interval: Optional[float] = None):
+        self.interval = float(interval if interval is not None else settings.CUBELAB_REAPER_INTERVAL_S)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="cubelab-reaper", daemon=True)
+
+    def start(self) -> "Reaper":
+        if self.interval > 0:
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    reap_stale_runs()
+                except Exception:
+                    log.exception("reaping stale runs failed; retrying")
+                    close_old_connections()
+        finally:
+            connection.close()
