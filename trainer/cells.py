@@ -74,6 +74,15 @@ def scatter_neighbour_grad(grad: torch.Tensor, offsets: list[Offset], boundary: 
     """The adjoint of ``gather_neighbours``: each feature block's gradient flows back to its source cell."""
     B, X, Y, Z, KC = grad.shape  # (B, X, Y, Z, K·C)
     C = KC // len(offsets)
+    if boundary == "zero":
+        # Block i of cell p came from cell p + d_i: add it there, clipped to the lattice.
+        first = 1 if offsets[0] == (0, 0, 0) else 0  # the cell itself covers every cell: copy, no zero fill
+        out = grad[..., :C].clone() if first else grad.new_zeros(B, X, Y, Z, C)  # (B, X, Y, Z, C)
+        for i, offset in enumerate(offsets[first:], start=first):
+            dst = tuple(slice(max(d, 0), n + min(d, 0)) for d, n in zip(offset, (X, Y, Z)))
+            src = tuple(slice(max(-d, 0), n + min(-d, 0)) for d, n in zip(offset, (X, Y, Z)))
+            out[(slice(None), *dst)] += grad[(slice(None), *src, slice(i * C, (i + 1) * C))]
+        return out
     padded = grad.new_zeros(B, X + 2, Y + 2, Z + 2, C)  # (B, X+2, Y+2, Z+2, C)
     for i, (dx, dy, dz) in enumerate(offsets):
         padded[:, 1 + dx : 1 + dx + X, 1 + dy : 1 + dy + Y, 1 + dz : 1 + dz + Z] += grad[..., i * C : (i + 1) * C]
