@@ -11,11 +11,15 @@ Why each setting (all in webapp/settings.py):
 * ``broker_transport_options.visibility_timeout`` (default 7 days, env
   ``CELERY_VISIBILITY_TIMEOUT``): with Redis and acks_late, a message not acknowledged within
   this time is handed to another worker *while the first is still training* (celery#5935) —
-  the default one hour would start every long run twice. It is set longer than any run
-  should take. The price is that a run lost with its worker is redelivered only after it;
-  the task itself is a no-op unless the run is still ``queued`` (a conditional UPDATE), so a
-  second delivery can never train a run twice. Issue 6 adds heartbeats that find dead
-  workers sooner.
+  the default one hour would start every run longer than an hour twice. It is set longer than
+  any run should take, on purpose: redelivery is *not* how cubelab recovers a lost run.
+  Recovery is the lease (webapp/runs/reliability.py): the worker beats the run's
+  ``heartbeat_at`` every ``CUBELAB_HEARTBEAT_INTERVAL_S``; every worker's reaper thread marks a
+  run silent for ``CUBELAB_HEARTBEAT_TIMEOUT_S`` ``interrupted`` and re-queues it (a new
+  message) to resume from its last checkpoint. Should the old message still come back after
+  the visibility timeout, the claim (a conditional UPDATE on ``status='queued'``) makes it a
+  no-op, and a worker that was merely slow learns from its next beat that it lost the lease
+  and stops without recording anything.
 """
 
 from __future__ import annotations

@@ -27,10 +27,10 @@ def run_row(db_rows, run_id):
 def test_it_resumes_a_run_whose_worker_was_killed_and_keeps_every_step_once(
         reliability_env, start_worker, submit_run, db_rows):
     first = start_worker("first")
-    run_id = submit_run(tiny_config(reliability_env["teacher"], epochs=150, checkpoint_every=10))
+    run_id = submit_run(tiny_config(reliability_env["teacher"], epochs=40, checkpoint_every=5))
     # Kill once a checkpoint beyond the first exists and the run is well before its end.
-    wait_for(lambda: db_rows("SELECT MAX(step) FROM runs_checkpoint WHERE run_id = ?", run_id)[0][0] >= 20,
-             120, "a checkpoint at step 20", first, first.log)
+    wait_for(lambda: db_rows("SELECT MAX(step) FROM runs_checkpoint WHERE run_id = ?", run_id)[0][0] >= 10,
+             120, "a checkpoint at step 10", first, first.log)
     before = run_row(db_rows, run_id)
     assert before["status"] == "running" and before["attempt"] == 1
     assert before["last_step"] < before["total_steps"], "the run ended before the kill: make it longer"

@@ -11,11 +11,12 @@ class RunSerializer(serializers.ModelSerializer):
     team_name = serializers.CharField(source="team.name", read_only=True, default=None)
     tags = serializers.SerializerMethodField()
     queue_position = serializers.SerializerMethodField()
+    time_to_start_s = serializers.SerializerMethodField(help_text="Seconds from submission to the first start.")
 
     class Meta:
         model = Run
         fields = [
-            "id", "name", "status", "queue", "queue_position", "dataset", "dataset_name", "config", "config_yaml",
+            "id", "name", "status", "queue", "queue_position", "time_to_start_s", "attempt", "dataset", "dataset_name", "config", "config_yaml",
             "source_config", "source_run", "team", "team_name", "is_baseline", "created_at", "started_at", "finished_at", "error", "summary", "last_step",
             "total_steps", "tags", "notes", "cancel_requested", "worker_host", "device", "owner",
             "seed", "dataset_sha256", "teachers", "package_versions", "code_version",
@@ -27,6 +28,9 @@ class RunSerializer(serializers.ModelSerializer):
 
     def get_queue_position(self, run: Run) -> int | None:
         return run.queue_position()
+
+    def get_time_to_start_s(self, run: Run) -> float | None:
+        return run.time_to_start_s()
 
 
 class RunCreateSerializer(serializers.Serializer):
