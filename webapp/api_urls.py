@@ -29,5 +29,6 @@ urlpatterns = [
     path("token/", TokenView.as_view(), name="token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("compare/", include("webapp.compare.api_urls")),
     path("", include(router.urls)),
 ]

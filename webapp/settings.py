@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "webapp.configs",
     "webapp.runs",
     "webapp.pages",
+    "webapp.compare",
 ]
 
 MIDDLEWARE = [

@@ -6,5 +6,6 @@ urlpatterns = [
     # Django's auth views: `login`, `logout`, `password_change`, ... (templates/registration/).
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("webapp.api_urls")),
+    path("compare/", include("webapp.compare.urls")),
     path("", include("webapp.pages.urls")),
 ]

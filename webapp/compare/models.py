@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import numpy as np
+from django.db import models
+
+
+class SeriesCache(models.Model):
+    """A finished run's metric series, pre-reduced for display (one row per run and key).
+
+    ``levels`` holds a small pyramid of M4 reductions of the full series (1,024 points, then
+    8× finer while a level stays under a quarter of the raw points), so that a comparison of
+    100 runs × 5 keys × 50,000 steps reads ~500 small blobs instead of 25 million rows. Built
+    when a run finishes (signals.py) or on first use; rebuilt when the run's ``last_step``
+    moved on since (``run_last_step``).
+    """
+
+    run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=100)
+    run_last_step = models.PositiveIntegerField(default=0)
+    n_points = models.PositiveIntegerField(default=0)
+    # {first, last, min, max, first_step, last_step, first_time, last_time} over every point.
+    stats = models.JSONField(default=dict)
+    levels = models.BinaryField()
+    built_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="seriescache_run_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key} of run {self.run_id} ({self.n_points} points)"
+
+    def level_arrays(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """[(steps, times, values)] from coarsest to finest."""
+        return decode_levels(bytes(self.levels))
+
+
+def encode_levels(levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> bytes:
+    # Layout: count of levels, each level's length, then each level's steps, times, values
+    # as little-endian float64 — np.frombuffer reads it back without a copy.
+    sizes = np.array([len(level[0]) for level in levels], dtype="<f8")
+    parts = [np.array([len(levels)], dtype="<f8"), sizes]
+    for steps, times, values in levels:
+        parts += [np.asarray(steps, "<f8"), np.asarray(times, "<f8"), np.asarray(values, "<f8")]
+    return np.concatenate(parts).tobytes()
+
+
+def decode_levels(blob: bytes) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    data = np.frombuffer(blob, dtype="<f8")
+    count = int(data[0])
+    sizes = data[1:1 + count].astype(np.int64)
+    levels, offset = [], 1 + count
+    for size in sizes:
+        steps, times, values = (data[offset + i * size: offset + (i + 1) * size] for i in range(3))
+        levels.append((steps, times, values))
+        offset += 3 * size
+    return levels

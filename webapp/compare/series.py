@@ -1,0 +1,212 @@
+"""Metric series for display: from the per-run cache when it can, from raw points when it must.
+
+A finished run's series are read from ``SeriesCache`` (built once, see models.py); a run still
+going is read raw (it changes every second, and such series are short). A zoomed range
+(``x_min``/``x_max``) is read raw — full resolution — unless the raw points in the range
+would be too many to read within the response time, then from the finest cached level.
+Whatever the source, each series is finally reduced with M4 to its share of the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+import numpy as np
+
+from webapp.runs.models import MetricPoint, Run
+
+from .downsample import downsample, finite
+from .models import SeriesCache, decode_levels, encode_levels
+
+LEVEL_BASE = 1024  # points of the coarsest cached level
+LEVEL_FACTOR = 8  # each finer level has 8× the points …
+LEVEL_MAX_SHARE = 4  # … while it stays under a quarter of the raw points
+RAW_ZOOM_CAP = 200_000  # raw points a zoomed request may read in total
+
+
+@dataclass
+class Series:
+    run_id: int
+    key: str
+    steps: np.ndarray
+    times: np.ndarray
+    values: np.ndarray
+    n_points: int  # points in the full series
+    stats: dict = field(default_factory=dict)
+    source: str = "raw"  # raw | level-<points>
+    downsampled: bool = False
+
+    def x(self, axis: str) -> np.ndarray:
+        return self.times if axis == "time" else self.steps
+
+
+# --- the cache ----------------------------------------------------------------------------
+
+def series_stats(steps: np.ndarray, times: np.ndarray, values: np.ndarray) -> dict:
+    """first/last/min/max over the finite values, and the x extent (steps and times)."""
+    if len(steps) == 0:
+        return {}
+    ok = np.isfinite(values)
+    finite_values = values[ok]
+    stats = {"first_step": float(steps[0]), "last_step": float(steps[-1]), "first_time": float(times[0]),
+             "last_time": float(times[-1]), "first": None, "last": None, "min": None, "max": None}
+    if len(finite_values):
+        stats.update(first=float(finite_values[0]), last=float(finite_values[-1]),
+                     min=float(finite_values.min()), max=float(finite_values.max()))
+    return stats
+
+
+def build_levels(steps: np.ndarray, times: np.ndarray, values: np.ndarray) -> list:
+    steps, values, times = finite(steps, values, times)
+    levels, size = [], LEVEL_BASE
+    while size * LEVEL_MAX_SHARE <= len(steps) or (not levels and size < len(steps)):
+        levels.append(downsample(steps, values, size, times))
+        size *= LEVEL_FACTOR
+    return [(level_steps, level_times, level_values) for level_steps, level_values, level_times in levels]
+
+
+def read_points(run_id: int, key: str, step_min: Optional[float] = None, step_max: Optional[float] = None):
+    """(steps, times, values) of one series in step order, as float64 arrays."""
+    points = MetricPoint.objects.filter(run_id=run_id, key=key)
+    if step_min is not None:
+        points = points.filter(step__gte=int(np.floor(step_min)))
+    if step_max is not None:
+        points = points.filter(step__lte=int(np.ceil(step_max)))
+    rows = np.array(list(points.order_by("step").values_list("step", "time", "value")), dtype=np.float64)
+    if rows.size == 0:
+        return np.empty(0), np.empty(0), np.empty(0)
+    return rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy()
+
+
+def build_cache(run: Run, keys: Iterable[str]) -> dict[str, SeriesCache]:
+    """(Re)build the run's cache rows for ``keys``; a key without points gets an empty row."""
+    built = {}
+    for key in keys:
+        steps, times, values = read_points(run.pk, key)
+        levels = build_levels(steps, times, values) if len(steps) else []
+        cache, _ = SeriesCache.objects.update_or_create(
+            run_id=run.pk, key=key,
+            defaults={"run_last_step": run.last_step, "n_points": len(steps),
+                      "stats": series_stats(steps, times, values), "levels": encode_levels(levels)},
+        )
+        built[key] = cache
+    return built
+
+
+def build_run_caches(run: Run) -> int:
+    """Every key of a finished run (called when it finishes); returns how many were built."""
+    keys = list(MetricPoint.objects.filter(run=run).values_list("key", flat=True).distinct())
+    return len(build_cache(run, keys))
+
+
+# --- choosing and reducing ----------------------------------------------------------------
+
+def load_series(runs: list[Run], keys: list[str], budget: int, axis: str = "step",
+                x_min: Optional[float] = None, x_max: Optional[float] = None) -> list[Series]:
+    """One Series per run and key (empty arrays where a run lacks the key), each reduced to at
+    most ``budget`` points; ordered as ``runs`` × ``keys``."""
+    caches = _fresh_caches(runs, keys)
+    zoomed = x_min is not None or x_max is not None
+    plans = []  # (run, key, cache or None, level or None)
+    raw_estimate = 0
+    for run in runs:
+        for key in keys:
+            cache = caches.get((run.pk, key))
+            if cache is None:
+                plans.append((run, key, None, None))
+                continue
+            levels = decode_levels(bytes(cache.levels))
+            share = _share_in_range(cache.stats, axis, x_min, x_max) if zoomed else 1.0
+            raw_in_range = cache.n_points * share
+            raw_estimate += raw_in_range if zoomed else 0
+            plans.append((run, key, cache, (levels, share, raw_in_range)))
+    use_raw_for_zoom = zoomed and raw_estimate <= RAW_ZOOM_CAP
+
+    result = []
+    for run, key, cache, plan in plans:
+        if cache is None:  # a run still going: read it raw
+            steps, times, values = read_points(run.pk, key)
+            series = Series(run.pk, key, steps, times, values, len(steps), series_stats(steps, times, values))
+        else:
+            series = _from_cache(run.pk, key, cache, plan, budget, axis, zoomed, use_raw_for_zoom, x_min, x_max)
+        result.append(_finish(series, budget, axis, x_min, x_max))
+    return result
+
+
+def _fresh_caches(runs: list[Run], keys: list[str]) -> dict[tuple[int, str], SeriesCache]:
+    finished = [run for run in runs if run.is_finished]
+    caches = {(cache.run_id, cache.key): cache
+              for cache in SeriesCache.objects.filter(run__in=finished, key__in=keys)}
+    for run in finished:
+        stale = [key for key in keys
+                 if (run.pk, key) not in caches or caches[(run.pk, key)].run_last_step != run.last_step]
+        if stale:
+            for key, cache in build_cache(run, stale).items():
+                caches[(run.pk, key)] = cache
+    return caches
+
+
+def _share_in_range(stats: dict, axis: str, x_min, x_max) -> float:
+    if not stats:
+        return 0.0
+    first, last = (stats["first_time"], stats["last_time"]) if axis == "time" else (stats["first_step"],
+                                                                                    stats["last_step"])
+    low = first if x_min is None else max(first, x_min)
+    high = last if x_max is None else min(last, x_max)
+    if high < low:
+        return 0.0
+    return 1.0 if last <= first else (high - low) / (last - first)
+
+
+def _from_cache(run_id, key, cache, plan, budget, axis, zoomed, use_raw_for_zoom, x_min, x_max) -> Series:
+    levels, share, raw_in_range = plan
+    n = cache.n_points
+    if n == 0:
+        return Series(run_id, key, np.empty(0), np.empty(0), np.empty(0), 0, cache.stats)
+    want = 2 * budget  # M4 over at least twice the budget's points loses little
+    if zoomed and (use_raw_for_zoom or raw_in_range <= budget):
+        return _raw_range(run_id, key, cache, levels, axis, n, x_min, x_max)
+    for steps, times, values in levels:  # coarsest first
+        if len(steps) * share >= want or len(steps) == n:
+            return Series(run_id, key, steps, times, values, n, cache.stats, f"level-{len(steps)}")
+    if not zoomed and levels and len(levels[-1][0]) < budget:  # the budget wants more than the cache
+        steps, times, values = read_points(run_id, key)
+        return Series(run_id, key, steps, times, values, n, cache.stats)
+    steps, times, values = levels[-1] if levels else (np.empty(0),) * 3
+    return Series(run_id, key, steps, times, values, n, cache.stats, f"level-{len(steps)}")
+
+
+def _raw_range(run_id, key, cache, levels, axis, n, x_min, x_max) -> Series:
+    """The raw points of a zoomed range. Steps bound the index scan; for a time range the
+    finest cached level translates the times into steps (time grows with step)."""
+    step_min = step_max = None
+    if levels:
+        steps, times, _ = levels[-1]
+        x = times if axis == "time" else steps
+        first = 0 if x_min is None else max(int(np.searchsorted(x, x_min, side="left")) - 1, 0)
+        last = len(x) - 1 if x_max is None else min(int(np.searchsorted(x, x_max, side="right")), len(x) - 1)
+        step_min = None if x_min is None else steps[first]
+        step_max = None if x_max is None else steps[last]
+    steps, times, values = read_points(run_id, key, step_min, step_max)
+    return Series(run_id, key, steps, times, values, n, cache.stats)
+
+
+def _finish(series: Series, budget: int, axis: str, x_min, x_max) -> Series:
+    steps, values, times = finite(series.steps, series.values, series.times)
+    x = times if axis == "time" else steps
+    if axis == "time" and len(x) > 1 and np.any(np.diff(x) < 0):  # a resumed run's clock
+        order = np.argsort(x, kind="stable")
+        steps, values, times, x = steps[order], values[order], times[order], x[order]
+    if x_min is not None or x_max is not None:
+        mask = np.ones(len(x), dtype=bool)
+        if x_min is not None:
+            mask &= x >= x_min
+        if x_max is not None:
+            mask &= x <= x_max
+        steps, values, times, x = steps[mask], values[mask], times[mask], x[mask]
+    before = len(x)
+    x, values, steps, times = downsample(x, values, budget, steps, times)
+    series.steps, series.values, series.times = steps, values, times
+    series.downsampled = series.source != "raw" or len(x) < before
+    return series
