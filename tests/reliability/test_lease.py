@@ -166,3 +166,16 @@ def test_the_api_shows_the_measured_time_to_start_and_the_attempt(api_client, ru
     Run.objects.filter(pk=run.pk).update(started_at=run.created_at + timedelta(seconds=2.5), attempt=1)
     body = api_client.get(f"/api/v1/runs/{run.pk}/").json()
     assert body["time_to_start_s"] == 2.5 and body["attempt"] == 1
+
+
+def test_the_reap_runs_command_reports_what_it_did(run, monkeypatch):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    monkeypatch.setattr("webapp.runs.reliability._send_task", lambda *args: None)
+    running(run, 60)
+    out = StringIO()
+    call_command("reap_runs", "--timeout", "30", stdout=out)
+    assert out.getvalue().startswith(f"run {run.pk}: interrupted — interrupted: its worker")
+    assert Run.objects.get(pk=run.pk).status == "interrupted"

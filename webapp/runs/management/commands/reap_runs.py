@@ -1,0 +1,31 @@
+"""End runs whose worker vanished; re-queue those that can resume (see webapp/runs/reliability.py).
+
+Every worker already does this every CUBELAB_REAPER_INTERVAL_S; the command is for an
+operator (or a cron job) when no worker is running, e.g. after a whole machine was lost.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import BaseCommand
+
+from webapp.runs.reliability import reap_stale_runs
+
+
+class Command(BaseCommand):
+    help = "Mark running runs with a stale heartbeat interrupted and re-queue those with a checkpoint."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--timeout", type=float, default=None,
+                            help="Heartbeat age in seconds (default CUBELAB_HEARTBEAT_TIMEOUT_S).")
+        parser.add_argument("--loop", type=float, default=0, metavar="SECONDS",
+                            help="Repeat every SECONDS until interrupted (default: once).")
+
+    def handle(self, *args, timeout, loop, **options):
+        while True:
+            for reaped in reap_stale_runs(timeout_s=timeout):
+                self.stdout.write(f"run {reaped.run_id}: {reaped.outcome} — {reaped.detail}")
+            if not loop:
+                return
+            time.sleep(loop)
