@@ -81,9 +81,9 @@ def start_worker(reliability_env):
 
 @pytest.fixture
 def submit_run(reliability_env):
-    def submit(config: dict) -> int:
+    def submit(config: dict, env: dict | None = None) -> int:
         done = subprocess.run([sys.executable, "-c", SUBMIT_SCRIPT, json.dumps(config),
-                               str(reliability_env["var"] / "faq.jsonl")], cwd=ROOT, env=reliability_env["env"],
+                               str(reliability_env["var"] / "faq.jsonl")], cwd=ROOT, env=env or reliability_env["env"],
                               capture_output=True, text=True, timeout=180)
         if done.returncode != 0:
             raise RuntimeError(f"submit failed:\n{done.stdout}\n{done.stderr}")
