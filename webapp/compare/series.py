@@ -34,7 +34,7 @@ class Series:
     values: np.ndarray
     n_points: int  # points in the full series
     stats: dict = field(default_factory=dict)
-    source: str = "raw"  # raw | level-<points>
+    source: str = "raw"  # raw | cache (the whole series) | level-<points> (a reduced level)
     downsampled: bool = False
 
     def x(self, axis: str) -> np.ndarray:
@@ -59,8 +59,10 @@ def series_stats(steps: np.ndarray, times: np.ndarray, values: np.ndarray) -> di
 
 def build_levels(steps: np.ndarray, times: np.ndarray, values: np.ndarray) -> list:
     steps, values, times = finite(steps, values, times)
+    if len(steps) <= LEVEL_BASE:  # short series are cached whole
+        return [(steps, times, values)]
     levels, size = [], LEVEL_BASE
-    while size * LEVEL_MAX_SHARE <= len(steps) or (not levels and size < len(steps)):
+    while size * LEVEL_MAX_SHARE <= len(steps) or not levels:
         levels.append(downsample(steps, values, size, times))
         size *= LEVEL_FACTOR
     return [(level_steps, level_times, level_values) for level_steps, level_values, level_times in levels]
@@ -169,7 +171,8 @@ def _from_cache(run_id, key, cache, plan, budget, axis, zoomed, use_raw_for_zoom
         return _raw_range(run_id, key, cache, levels, axis, n, x_min, x_max)
     for steps, times, values in levels:  # coarsest first
         if len(steps) * share >= want or len(steps) == n:
-            return Series(run_id, key, steps, times, values, n, cache.stats, f"level-{len(steps)}")
+            source = "cache" if len(steps) == n else f"level-{len(steps)}"
+            return Series(run_id, key, steps, times, values, n, cache.stats, source)
     if not zoomed and levels and len(levels[-1][0]) < budget:  # the budget wants more than the cache
         steps, times, values = read_points(run_id, key)
         return Series(run_id, key, steps, times, values, n, cache.stats)
@@ -208,5 +211,5 @@ def _finish(series: Series, budget: int, axis: str, x_min, x_max) -> Series:
     before = len(x)
     x, values, steps, times = downsample(x, values, budget, steps, times)
     series.steps, series.values, series.times = steps, values, times
-    series.downsampled = series.source != "raw" or len(x) < before
+    series.downsampled = series.source.startswith("level-") or len(x) < before
     return series

@@ -54,7 +54,8 @@ def parse_request(params) -> CompareRequest:
     if len(run_ids) > MAX_RUNS:
         raise CompareError("runs", f"at most {MAX_RUNS} runs per comparison")
     keys = [key.strip() for key in params.get("keys", "").split(",") if key.strip()] or list(DEFAULT_KEYS)
-    max_points = _number(params.get("max_points"), "max_points", int) or DEFAULT_MAX_POINTS
+    max_points = _number(params.get("max_points"), "max_points", int)
+    max_points = DEFAULT_MAX_POINTS if max_points is None else max_points
     if not 1 <= max_points <= MAX_MAX_POINTS:
         raise CompareError("max_points", f"must be between 1 and {MAX_MAX_POINTS}")
     axis = params.get("x") or "step"
