@@ -158,3 +158,18 @@ def test_the_schema_is_valid_and_documents_every_endpoint(db):
     for path in ("/api/v1/teams/", "/api/v1/teams/{id}/members/", "/api/v1/token/", "/api/v1/runs/{id}/rerun/"):
         assert path in schema["paths"]
     assert "delete" in schema["paths"]["/api/v1/runs/{id}/"] and "delete" in schema["paths"]["/api/v1/datasets/{id}/"]
+
+
+def test_the_team_command_makes_a_team_and_changes_members(alice, bob):
+    out = io.StringIO()
+    call_command("team", "lab", "--owner", "alice", "--add", "bob", stdout=out)
+    team = Team.objects.get(name="lab")
+    assert set(team.memberships.values_list("user__username", "role")) == {("alice", "owner"), ("bob", "member")}
+    call_command("team", "lab", "--remove", "bob", stdout=io.StringIO())
+    assert list(team.memberships.values_list("user__username", flat=True)) == ["alice"]
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="no user named 'zed'"):
+        call_command("team", "lab", "--add", "zed", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="no shared team"):
+        call_command("team", "nope", stdout=io.StringIO())
