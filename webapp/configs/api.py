@@ -73,11 +73,17 @@ class ConfigViewSet(viewsets.ModelViewSet):
                                  "valid": False, "errors": [{"path": "cube.stpes", "message": "unknown key"}]})])
     @action(detail=False, methods=["post"])
     def validate(self, request):
-        """Validate YAML without saving: `{valid, errors: [{path, message}]}` (always 200)."""
+        """Validate YAML without saving: `{valid, errors: [{path, message}]}` (always 200); with `queue`, also `estimate`."""
         serializer = ConfigValidateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         errors = validate_config_text(serializer.validated_data["config_yaml"])
-        return Response({"valid": not errors, "errors": errors})
+        body = {"valid": not errors, "errors": errors}
+        queue = serializer.validated_data.get("queue")
+        if queue and not errors:  # issue 6: the pre-flight estimate for that queue's device
+            from webapp.runs.preflight import config_estimate
+
+            body["estimate"] = config_estimate(serializer.validated_data["config_yaml"], queue)
+        return Response(body)
 
 
 @extend_schema(summary="Config JSON Schema", description="The trainer's config schema, for editors.",

@@ -27,8 +27,13 @@ class ConfigSerializer(serializers.ModelSerializer):
 
 class ConfigValidateSerializer(serializers.Serializer):
     config_yaml = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    queue = serializers.RegexField(r"^(cpu|gpu)$", required=False,
+                                   help_text="`cpu` or `gpu`: also estimate memory and FLOPs for that queue's device.")
 
 
 class ConfigValidationResultSerializer(serializers.Serializer):
     valid = serializers.BooleanField()
     errors = serializers.ListField(child=serializers.DictField(child=serializers.CharField()))
+    estimate = serializers.DictField(required=False, allow_null=True,
+                                     help_text="Pre-flight estimate (parameters, memory_bytes, flops_per_step, "
+                                               "memory_budget_bytes, fits) when the teacher dimension is known.")

@@ -14,13 +14,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from webapp.configs.actions import resolve_config
+from webapp.configs.actions import ConfigRejected, resolve_config
 from webapp.configs.models import Config
 from webapp.datasets.models import Dataset
 from webapp.teams.models import Team
 
 from . import live
 from .models import Run
+from .preflight import PreflightRejected, check_submit
 
 TASK_NAME = "worker.tasks.run_training"
 log = logging.getLogger(__name__)
@@ -61,6 +62,10 @@ def queue_run(
     if team is not None and dataset.team_id is not None and team.pk != dataset.team_id:
         raise WrongTeam(f"dataset #{dataset.pk} belongs to team `{dataset.team}`, not `{team}`")
     parsed = resolve_config(config_yaml, config, data_path=dataset.file.name, data_kind=dataset.kind)
+    try:  # teachers loadable offline, the cube within the queue's device memory (issue 6)
+        check_submit(parsed, queue, rows=dataset.rows)
+    except PreflightRejected as error:
+        raise ConfigRejected(error.errors) from None
     snapshot = parsed.to_dict()
     task_id = str(uuid.uuid4())
     with transaction.atomic():

@@ -1,0 +1,140 @@
+"""Checks at submit that would otherwise fail minutes later on a worker (issue 6, §3).
+
+* ``check_teachers``: every teacher must be loadable offline (a local folder with a
+  ``config.json``, the bundled MiniLM, or a model already in the Hugging Face cache);
+  ``trainer.teachers.resolve_teacher_path`` says why not.
+* ``preflight``: the trainer's analytic estimate (``trainer.estimate.estimate``) of
+  parameters, activation memory and FLOPs per step, the training memory it implies, and the
+  run's queue budget (``CUBELAB_QUEUE_MEMORY_GB``); ``check_submit`` refuses a cube that does
+  not fit its queue's device.
+
+torch is imported lazily, the first time a config is checked (the trainer's modules need it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+from django.conf import settings
+
+from trainer.config import Config as TrainerConfig
+
+log = logging.getLogger(__name__)
+
+ADAMW_BYTES_PER_PARAMETER = 16  # fp32 weights, gradients and AdamW's two moments
+GIB = 1024 ** 3
+DIMENSION_KEYS = ("hidden_size", "d_model", "dim", "n_embd", "word_embed_proj_dim")
+
+
+class PreflightRejected(Exception):
+    """Carries ``errors`` = [{path, message}] like ConfigRejected."""
+
+    def __init__(self, errors: list[dict[str, str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e['path']}: {e['message']}" for e in errors))
+
+
+def teacher_folder_dimension(folder: str | Path) -> Optional[int]:
+    """The hidden size in a model folder's config.json, None if it says none."""
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for key in DIMENSION_KEYS:
+        if isinstance(config.get(key), int) and config[key] > 0:
+            return config[key]
+    return None
+
+
+def check_teachers(config: TrainerConfig) -> list[str]:
+    """Each teacher's local folder; PreflightRejected naming every teacher that cannot load."""
+    from trainer.teachers import TeacherError, resolve_teacher_path
+
+    folders, errors = [], []
+    for index, teacher in enumerate(config.teachers):
+        path = f"teachers[{index}]"
+        try:
+            folder = resolve_teacher_path(teacher)
+        except TeacherError as error:
+            errors.append({"path": path, "message": str(error)})
+            continue
+        if not (Path(folder) / "config.json").is_file():
+            errors.append({"path": path, "message": f"teacher `{teacher.name}`: {folder} holds no config.json; "
+                                                   "it is not a Hugging Face model folder"})
+            continue
+        folders.append(folder)
+    if errors:
+        raise PreflightRejected(errors)
+    return folders
+
+
+def input_dimension(config: TrainerConfig, folders: Optional[list[str]] = None) -> Optional[int]:
+    """The cube's input dimension: the first teacher's output size, when it can be known."""
+    from webapp.configs.actions import teacher_dimension
+
+    known = teacher_dimension(config)
+    if known is not None:
+        return known
+    if folders:
+        return teacher_folder_dimension(folders[0])
+    return None
+
+
+def preflight(config: TrainerConfig, queue: str, dim: Optional[int] = None,
+              rows: Optional[int] = None) -> Optional[dict[str, Any]]:
+    """The estimate for ``config`` on ``queue``'s device, or None without a known dimension."""
+    if dim is None:
+        return None
+    from trainer.estimate import estimate
+
+    numbers = estimate(config.cube, dim, config.train.batch_size)
+    memory = numbers["parameters"] * ADAMW_BYTES_PER_PARAMETER + numbers["activation_bytes"]
+    budget = int(settings.CUBELAB_QUEUE_MEMORY_GB.get(queue, 0) * GIB)
+    result = {
+        "dimension": dim,
+        "parameters": numbers["parameters"],
+        "activation_bytes": numbers["activation_bytes"],
+        "flops_per_step": numbers["flops_per_step"],
+        "memory_bytes": memory,
+        "queue": queue,
+        "memory_budget_bytes": budget,
+        "fits": budget <= 0 or memory <= budget,
+    }
+    flops_per_s = settings.CUBELAB_QUEUE_FLOPS.get(queue)
+    if rows and flops_per_s:
+        steps = -(-int(rows * (1 - config.train.val_fraction)) // config.train.batch_size)
+        result["seconds_per_epoch"] = round(steps * numbers["flops_per_step"] / flops_per_s, 3)
+    return result
+
+
+def check_submit(config: TrainerConfig, queue: str, rows: Optional[int] = None) -> Optional[dict[str, Any]]:
+    """Teachers loadable and the cube within the queue's memory; the estimate, or
+    PreflightRejected with every problem."""
+    folders = check_teachers(config)
+    try:
+        numbers = preflight(config, queue, input_dimension(config, folders), rows=rows)
+    except Exception as error:  # the config's own checks report misfits; never block on the estimate
+        log.warning("no estimate for this config: %s", error)
+        return None
+    if numbers and not numbers["fits"]:
+        raise PreflightRejected([{"path": "cube", "message": (
+            f"this cube needs about {numbers['memory_bytes'] / GIB:.1f} GiB to train "
+            f"({numbers['parameters']:,} parameters, {numbers['activation_bytes'] / GIB:.1f} GiB of activations "
+            f"at batch size {config.train.batch_size}); the `{queue}` queue's devices have "
+            f"{numbers['memory_budget_bytes'] / GIB:.0f} GiB. Use a smaller lattice, hidden_dim or batch_size")}])
+    return numbers
+
+
+def config_estimate(config_yaml: str, queue: str = "cpu") -> Optional[dict[str, Any]]:
+    """The validate endpoint's estimate for a valid config text (None when not computable)."""
+    from webapp.configs.actions import resolve_config
+
+    try:
+        config = resolve_config(config_yaml)
+        folders = check_teachers(config)
+        return preflight(config, queue, input_dimension(config, folders))
+    except Exception:  # the estimate is a hint: the submit check says what is wrong
+        return None
