@@ -175,8 +175,10 @@
   }
 
   function budgetFor(series) {
-    // ~1,000 points per series for a few runs; 200 each for 100 runs × 5 metrics.
-    return Math.min(100000, Math.max(4000, series * 1000));
+    // 1,000 points per series for a few runs, fewer as runs are added (100 each for 100 runs ×
+    // 5 metrics): the total stays near 40,000, which SVG charts draw quickly. Zoom for detail.
+    const perSeries = Math.max(100, Math.min(1000, Math.floor(40000 / Math.max(series, 1))));
+    return perSeries * Math.max(series, 1);
   }
 
   function compareQuery(extra) {
@@ -201,6 +203,7 @@
     const seq = ++compareSeq;
     $("compare-status").textContent = "loading…";
     let body;
+    const started = performance.now();
     try {
       body = await fetchJson(urls.compare + "?" + compareQuery());
     } catch (error) {
@@ -213,11 +216,18 @@
     for (const key of Object.keys(zoomed)) delete zoomed[key];
     $("compare-status").textContent = body.points + " points shown" +
       (body.missing.length ? " · not found: " + body.missing.join(", ") : "");
+    const fetched = performance.now();
     drawCharts();
+    const charted = performance.now();
     drawDiff();
     drawSummary();
-    drawParcoords();
+    const tabled = performance.now();
+    scheduleParcoords();
+    const done = performance.now();
+    window.compareState.timings = { startedAt: started, fetchMs: fetched - started, drawMs: done - fetched,
+                                    chartsMs: charted - fetched, tablesMs: tabled - charted };
     window.compareState.ready = true;
+    if (!window.compareState.readyAt) window.compareState.readyAt = performance.now();  // time to interactive
     document.body.dataset.compareReady = String(compareSeq);
   }
 
@@ -403,6 +413,24 @@
       out[prefix] = value;
     }
     return out;
+  }
+
+  // The parallel-coordinates plot is WebGL, slow to draw without a GPU, and sits below the
+  // fold: it is drawn once it scrolls into view, so the charts above are usable first.
+  let parcoordsObserver = null;
+  function scheduleParcoords() {
+    const div = $("parcoords");
+    if (!("IntersectionObserver" in window)) { drawParcoords(); return; }
+    if (parcoordsObserver) parcoordsObserver.disconnect();
+    parcoordsObserver = new IntersectionObserver((entries) => {
+      if (!entries.some((entry) => entry.isIntersecting)) return;
+      parcoordsObserver.disconnect();
+      const started = performance.now();
+      drawParcoords();
+      window.compareState.parcoordsMs = performance.now() - started;
+      div.dataset.drawn = String(Number(div.dataset.drawn || 0) + 1);
+    });
+    parcoordsObserver.observe(div);
   }
 
   function drawParcoords() {

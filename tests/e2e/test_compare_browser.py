@@ -97,7 +97,10 @@ def test_it_compares_three_runs_in_the_browser(compare_runs, live_server, browse
     assert baselines == 2  # identity and linear reference lines
     diff_keys = page.eval_on_selector_all("#config-diff tbody tr", "rows => rows.map(r => r.dataset.key)")
     assert diff_keys == ["cube.steps", "seed", "train.lr"]  # only what differs
-    assert page.locator("#parcoords .parcoords").count() + page.locator("#parcoords svg").count() > 0
+    page.locator("#parcoords").scroll_into_view_if_needed()  # drawn once in view
+    page.wait_for_function("document.getElementById('parcoords').dataset.drawn === '1'")
+    dimensions = page.evaluate("document.getElementById('parcoords').data[0].dimensions.map(d => d.label)")
+    assert dimensions == ["cube.steps", "seed", "train.lr", "val/qa_cosine (last)"]
 
     # Zoom the loss chart: the zoomed range comes back at full resolution.
     page.evaluate("Plotly.relayout(document.querySelector('[data-key=\"train/loss\"]'), {'xaxis.range': [1000, 1400]})")
