@@ -179,3 +179,21 @@ def test_the_reap_runs_command_reports_what_it_did(run, monkeypatch):
     call_command("reap_runs", "--timeout", "30", stdout=out)
     assert out.getvalue().startswith(f"run {run.pk}: interrupted — interrupted: its worker")
     assert Run.objects.get(pk=run.pk).status == "interrupted"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_thread_beats_and_notices_a_lost_lease(alice, make_dataset):
+    import time
+
+    from webapp.runs.reliability import Heartbeat
+
+    run = Run.objects.create(name="r", owner=alice, dataset=make_dataset(alice), config={"seed": 1})
+    running(run, 60)
+    with Heartbeat(run.pk, 1, interval=0.05) as heartbeat:
+        deadline = time.monotonic() + 10
+        while Run.objects.get(pk=run.pk).heartbeat_at < timezone.now() - timedelta(seconds=5):
+            assert time.monotonic() < deadline, "no beat"
+            time.sleep(0.02)
+        assert not heartbeat.lost.is_set()
+        Run.objects.filter(pk=run.pk).update(attempt=2)  # reaped and claimed by another worker
+        assert heartbeat.lost.wait(10)

@@ -141,7 +141,9 @@ def prepare_resume(run: Run) -> Optional[tuple[str, int]]:
     if not run.resume_from:
         return None
     checkpoint = run.checkpoints.filter(path=run.resume_from).first()
-    step = checkpoint.step if checkpoint else 0
+    if checkpoint is None:  # unknown step: keep every point (replays are ignored, never doubled)
+        return str(run.resume_from), 0
+    step = checkpoint.step
     with transaction.atomic():
         MetricPoint.objects.filter(run=run, step__gt=step).delete()
         Run.objects.filter(pk=run.pk).update(last_step=step)
