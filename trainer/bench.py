@@ -2,7 +2,9 @@
 
 For each lattice (default 8×8×6, 8×8×12, 16×16×12, 32×32×24) at the default cell
 configuration, ``dim = cells`` (exact projection), one full training step (forward, MSE
-backward, AdamW step) is timed after warm-up; the row reports the median samples/s, the peak
+backward, AdamW step) is timed after warm-up (on CPU, large lattices run the step's forward and
+backward in micro-batches of at most ``CHUNK_ROWS`` cell rows, gradients summed: still one
+batch-64 optimizer step, see ``--micro-batch``); the row reports the median samples/s, the peak
 memory, the matmul FLOPs of a step counted with ``torch.utils.flop_counter.FlopCounterMode``,
 the FLOP/s achieved, and that as a fraction of a dense fp32 2048³ matmul timed in the same
 process just before each timed step (``matmul_fraction``: the median over steps of the two
@@ -46,6 +48,10 @@ DEFAULT_LATTICES = "8x8x6,8x8x12,16x16x12,32x32x24"
 PROTOTYPE_SECONDS_PER_STEP = 0.123  # one propagation step of one sample, forward only
 PROTOTYPE_CELL = {"state_dim": 8, "hidden_dim": 16, "steps": 10}
 FORWARD_BACKWARD_FACTOR = 3.0  # assumed: the prototype's backward costs twice its forward
+# On CPU a step runs in micro-batches of at most this many (sample, cell) rows, so that its
+# activations stay near half a GiB whatever the lattice (32×32×24 at batch 64 would keep
+# ~13 GiB, or need checkpointed steps). 8×8×6 and 8×8×12 at batch 64 run in one piece.
+CHUNK_ROWS = 65_536
 ROW_KEYS = ("lattice", "samples_per_s", "peak_mem_mb", "flops_per_step", "matmul_flops_per_s", "matmul_fraction")
 
 
@@ -63,7 +69,8 @@ def main(argv: list[str]) -> int:
     rows = []
     for lattice, fields in plans:
         cube = CubeConfig(lattice=lattice, **fields)
-        row = bench_lattice(cube, args.batch, args.steps, args.warmup, device, args.precision, args.matmul_size)
+        micro = args.micro_batch if args.micro_batch else (0 if device.type == "cpu" else args.batch)
+        row = bench_lattice(cube, args.batch, args.steps, args.warmup, device, args.precision, args.matmul_size, micro)
         if args.prototype:
             add_prototype_comparison(row)
         rows.append(row)
@@ -84,11 +91,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast forward")
     parser.add_argument("--prototype", action="store_true", help="the prototype's tiny cell on 8×8×6, vs the prototype")
+    parser.add_argument(
+        "--micro-batch", type=int, default=0, metavar="N",
+        help=f"samples per forward/backward inside the step (default: whole batch on CUDA; on CPU as many as keep ≤ {CHUNK_ROWS} cell rows)",
+    )
     parser.add_argument("--matmul-size", type=int, default=2048, metavar="N", help="reference matmul is N×N×N (default 2048)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a cube field, e.g. state_dim=32")
     args = parser.parse_args(argv)
-    if args.batch < 1 or args.steps < 1 or args.warmup < 0:
-        parser.error("--batch and --steps must be ≥ 1, --warmup ≥ 0")
+    if args.batch < 1 or args.steps < 1 or args.warmup < 0 or args.micro_batch < 0:
+        parser.error("--batch and --steps must be ≥ 1, --warmup and --micro-batch ≥ 0")
     return args
 
 
@@ -113,15 +124,23 @@ def parse_override(item: str) -> tuple[str, object]:
 
 
 def bench_lattice(
-    cube: CubeConfig, batch: int, steps: int, warmup: int, device: torch.device, precision: str, matmul_size: int = 2048
+    cube: CubeConfig,
+    batch: int,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    precision: str,
+    matmul_size: int = 2048,
+    micro_batch: int = 0,
 ) -> dict:
     dim = cube.cells
     lattice = "x".join(str(side) for side in cube.lattice)
     free = free_memory(device)
+    micro = micro_batch if micro_batch else max(1, min(batch, CHUNK_ROWS // cube.cells))
     budget = int(0.5 * free)  # the machine may be shared: leave the other half alone
-    checkpointed = not fits_in(cube, dim, batch, budget)
-    if checkpointed and not fits_in(cube, dim, batch, budget, checkpoint_steps=True):
-        need = estimate(cube, dim, batch, checkpoint_steps=True)["activation_bytes"]
+    checkpointed = not fits_in(cube, dim, micro, budget)
+    if checkpointed and not fits_in(cube, dim, micro, budget, checkpoint_steps=True):
+        need = estimate(cube, dim, micro, checkpoint_steps=True)["activation_bytes"]
         reason = f"needs about {need / 2**20:.0f} MiB of activations even with checkpointed steps; {free / 2**20:.0f} MiB free"
         return {**dict.fromkeys(ROW_KEYS), "lattice": lattice, "cells": cube.cells, "skipped": reason}
     matmul_flops_per_s(device, matmul_size)  # wake the thread pool before the memory baseline
@@ -134,9 +153,13 @@ def bench_lattice(
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
         def train_step() -> None:
-            with autocast:
-                loss = F.mse_loss(model(x), target)
-            loss.backward()
+            # Samples never mix in the cube, so micro-batches with their gradients summed
+            # (each loss weighted by its share of the batch) are exactly one batch-64 step.
+            for start in range(0, batch, micro):
+                chunk = slice(start, start + micro)
+                with autocast:
+                    loss = F.mse_loss(model(x[chunk]), target[chunk]) * (len(x[chunk]) / batch)
+                loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
@@ -169,6 +192,7 @@ def bench_lattice(
         "cells": cube.cells,
         "dim": dim,
         "batch": batch,
+        "micro_batch": micro,
         "checkpointed": checkpointed,
         "memory_method": peak.method,
         "device": str(device),

@@ -45,7 +45,8 @@ def estimate(cube: CubeConfig, dim: int, batch_size: int, *, checkpoint_steps: b
     forward = first + T * per_step + last
     training = 3 * forward - first
     if checkpoint_steps:
-        training += T * per_step  # each step's forward runs again in backward
+        # Backward re-runs each step's forward up to the last tensor it needs: fc_in, not fc_out.
+        training += T * 2 * rows * K * C * fc_in_out
 
     return {
         "parameters": params,
