@@ -180,6 +180,14 @@ def test_checkpointed_steps_give_the_same_gradients():
         torch.testing.assert_close(plain, checkpointed)
 
 
+def test_the_estimate_counts_the_checkpoint_recompute():
+    cube = make_cube()
+    cube.checkpoint_steps = True
+    with FlopCounterMode(display=False) as counter:
+        cube(torch.randn(4, 12)).square().sum().backward()
+    assert counter.get_total_flops() == estimate(cube.config, 12, 4, checkpoint_steps=True)["flops_per_step"]
+
+
 def test_bf16_autocast_stays_close_to_fp32():
     cube = make_cube().eval()
     x = torch.randn(4, 12)
