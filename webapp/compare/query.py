@@ -42,7 +42,7 @@ from django.db.models import Q
 # Top-level keys of a run's config snapshot (trainer.config.Config): a bare first segment
 # among these makes the field a config path; anything else without a prefix is a metric.
 CONFIG_ROOTS = {"task", "seed", "cube", "train", "data", "teachers", "loss", "distill"}
-MAX_TEACHERS = 8  # `teacher = x` looks at teachers.0.name … teachers.7.name
+MAX_TEACHERS = 4  # `teacher = x` looks at teachers.0.name … teachers.3.name
 KEYWORDS = {"and", "or", "not", "in", "between"}
 LITERALS = {"true": True, "false": False, "null": None}
 OPERATORS = ("==", "!=", "<=", ">=", "=", "<", ">", "~")
@@ -309,26 +309,27 @@ def compile_query(text: str) -> Q:
     return to_q(parse(text))
 
 
-def to_q(node: Node) -> Q:
+def to_q(node: Node, negated: bool = False) -> Q:
+    """``negated``: the node sits under an odd number of NOTs (see ``_json_q``)."""
     if isinstance(node, And):
-        return reduce(operator.and_, [to_q(child) for child in node.nodes])
+        return reduce(operator.and_, [to_q(child, negated) for child in node.nodes])
     if isinstance(node, Or):
-        return reduce(operator.or_, [to_q(child) for child in node.nodes])
+        return reduce(operator.or_, [to_q(child, negated) for child in node.nodes])
     if isinstance(node, Not):
-        return ~to_q(node.node)
+        return ~to_q(node.node, not negated)
     if isinstance(node, In):
-        return reduce(operator.or_, [_compare(node.field, "=", value) for value in node.values])
+        return reduce(operator.or_, [_compare(node.field, "=", value, negated) for value in node.values])
     if isinstance(node, Between):
-        return _compare(node.field, ">=", node.low) & _compare(node.field, "<=", node.high)
-    return _compare(node.field, node.op, node.value)
+        return _compare(node.field, ">=", node.low, negated) & _compare(node.field, "<=", node.high, negated)
+    return _compare(node.field, node.op, node.value, negated)
 
 
-def _compare(field: Field, op: str, value: Any) -> Q:
+def _compare(field: Field, op: str, value: Any, negated: bool = False) -> Q:
     if op == "!=":
-        return ~_compare(field, "=", value)
+        return ~_compare(field, "=", value, not negated)
     handler = {"config": _json_q, "metric": _json_q, "date": _date_q, "teacher": _teacher_q, "tag": _tag_q}
     if field.kind in handler:
-        return handler[field.kind](field, op, value)
+        return handler[field.kind](field, op, value, negated)
     if field.kind == "id" or (field.kind == "dataset" and isinstance(value, int)):
         if not isinstance(value, int):
             raise QueryError(f"{field.text} needs a whole number, not {value!r}", field.column)
@@ -350,16 +351,17 @@ def _lookup(field: Field, op: str, text_ok: bool = True) -> str:
     return LOOKUPS[op]
 
 
-def _json_q(field: Field, op: str, value: Any) -> Q:
+def _json_q(field: Field, op: str, value: Any, negated: bool = False) -> Q:
     """config__cube__steps__gte=10 / summary__val/mrr__lt=0.5: a native JSON comparison, so
     numbers compare as numbers on SQLite (json_extract) and PostgreSQL (jsonb) alike."""
     root = "config" if field.kind == "config" else "summary"
     path = "__".join((root,) + field.path)
     if op == "=" and value is None:
         return Q(**{f"{path}__isnull": True}) | Q(**{path: None})
-    # "has the key and …": a comparison with a missing key is then false, not SQL's unknown,
-    # so that `not …` and `!=` also match the runs that lack the key.
-    present = Q(**{f"{path}__isnull": False})
+    # Under a NOT: "has the key and …", so a comparison with a missing key is false rather
+    # than SQL's unknown, and `not …` / `!=` also match the runs that lack the key. Outside a
+    # NOT unknown already means no match, and the check would only parse the JSON twice.
+    present = Q(**{f"{path}__isnull": False}) if negated else Q()
     if op == "=":
         q = Q(**{path: value})
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -372,15 +374,15 @@ def _json_q(field: Field, op: str, value: Any) -> Q:
     return present & Q(**{f"{path}__{LOOKUPS[op]}": value})
 
 
-def _teacher_q(field: Field, op: str, value: Any) -> Q:
+def _teacher_q(field: Field, op: str, value: Any, negated: bool = False) -> Q:
     """Any of the run's teachers (config.teachers[i].name) matches."""
     return reduce(operator.or_, [
-        _json_q(Field("config", ("teachers", str(index), "name"), field.text, field.column), op, value)
+        _json_q(Field("config", ("teachers", str(index), "name"), field.text, field.column), op, value, negated)
         for index in range(MAX_TEACHERS)
     ])
 
 
-def _tag_q(field: Field, op: str, value: Any) -> Q:
+def _tag_q(field: Field, op: str, value: Any, negated: bool = False) -> Q:
     # A subquery, not a join: NOT and OR over a many-to-many join would duplicate or drop rows.
     from webapp.runs.models import Run
 
@@ -390,7 +392,7 @@ def _tag_q(field: Field, op: str, value: Any) -> Q:
     return Q(pk__in=Run.objects.filter(**{lookup: str(value)}).values("pk"))
 
 
-def _date_q(field: Field, op: str, value: Any) -> Q:
+def _date_q(field: Field, op: str, value: Any, negated: bool = False) -> Q:
     start, end = _date_range(field, value)
     if op == "=":
         return Q(created_at__gte=start, created_at__lt=end)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 import numpy as np
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 from webapp.runs.models import MetricPoint, Run
 
@@ -93,11 +93,13 @@ def build_cache(run: Run, keys: Iterable[str]) -> dict[str, SeriesCache]:
     for key in keys:
         steps, times, values = read_points(run.pk, key)
         levels = build_levels(steps, times, values) if len(steps) else []
-        cache, _ = SeriesCache.objects.update_or_create(
-            run_id=run.pk, key=key,
-            defaults={"run_last_step": run.last_step, "n_points": len(steps),
-                      "stats": series_stats(steps, times, values), "levels": encode_levels(levels)},
-        )
+        defaults = {"run_last_step": run.last_step, "n_points": len(steps),
+                    "stats": series_stats(steps, times, values), "levels": encode_levels(levels)}
+        try:
+            with transaction.atomic():
+                cache, _ = SeriesCache.objects.update_or_create(run_id=run.pk, key=key, defaults=defaults)
+        except IntegrityError:  # another request built it at the same moment: same data
+            cache = SeriesCache.objects.get(run_id=run.pk, key=key)
         built[key] = cache
     return built
 
