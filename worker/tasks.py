@@ -16,6 +16,7 @@ import platform
 import socket
 import subprocess
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Optional
@@ -26,6 +27,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from trainer.config import Config, ConfigError, parse_config
+from trainer.events import Callback
 from webapp.runs import live
 from webapp.runs.models import Run
 from webapp.runs.reliability import Heartbeat, Reaper, claim_run, finish_run, prepare_resume
@@ -77,10 +79,7 @@ def _train_claimed(run_id: int, attempt: int, heartbeat: Heartbeat) -> Optional[
     run = Run.objects.get(pk=run_id)
     live.send_to_run(run.pk, run.status_message())
     bridge = RunBridge(run.pk, stop_event=worker_stopping)
-
-    def should_stop() -> bool:
-        return heartbeat.lost.is_set() or bridge.should_stop()
-
+    guard = LeaseGuard(run_id, attempt, heartbeat)
     try:
         config = build_trainer_config(run)
         record_teacher_identities(run, config)
@@ -92,18 +91,20 @@ def _train_claimed(run_id: int, attempt: int, heartbeat: Heartbeat) -> Optional[
             bridge.on_log(_resume_message(resume[1], attempt))
         from trainer.loop import train
 
-        result = train(config, out_dir, callbacks=[bridge], should_stop=should_stop,
+        result = train(config, out_dir, callbacks=[guard, bridge], should_stop=bridge.should_stop,
                        resume=Path(settings.CHECKPOINT_DIR) / resume[0] if resume else None,
                        cache_dir=Path(settings.CACHE_DIR))
+    except LeaseLost:
+        # Reaped while this worker was unreachable: a newer attempt owns the run, its folder
+        # and its history. Stop at once: no flush, no checkpoint, nothing recorded.
+        log.warning("run %s attempt %s lost its lease; stopped without recording anything", run_id, attempt)
+        return None
     except Exception as error:  # any failure ends the run `failed` with a readable reason
         log.exception("run %s failed", run_id)
         _safe_close(bridge)
         _finish(run_id, Run.Status.FAILED, readable_error(error), attempt=attempt)
         return Run.Status.FAILED
     _safe_close(bridge)
-    if heartbeat.lost.is_set():  # reaped meanwhile: the run belongs to a newer attempt
-        log.warning("run %s attempt %s ended after losing its lease; nothing recorded", run_id, attempt)
-        return None
     status = END_STATUS.get(result.status, Run.Status.FAILED)
     error = "" if status != Run.Status.FAILED else (result.reason or "training failed")
     cancelled = Run.objects.filter(pk=run_id, cancel_requested=True).exists()
@@ -112,6 +113,35 @@ def _train_claimed(run_id: int, attempt: int, heartbeat: Heartbeat) -> Optional[
     elif worker_stopping.is_set() and status == Run.Status.CANCELLED:
         status, error = Run.Status.INTERRUPTED, "the worker shut down; the last checkpoint can resume the run"
     return _finish(run_id, status, error, summary=result.summary, attempt=attempt)
+
+
+class LeaseLost(Exception):
+    """This worker's attempt is no longer the run's (it was reaped and re-queued)."""
+
+
+class LeaseGuard(Callback):
+    """First of the trainer's callbacks: before any of a step's or evaluation's results is
+    written, make sure this attempt still holds the run (the heartbeat thread's verdict, and
+    at most every ``check_interval`` s a look at the database itself, so a worker that was
+    frozen past the timeout notices at its very next step, before it can checkpoint)."""
+
+    def __init__(self, run_id: int, attempt: int, heartbeat: Heartbeat, check_interval: float = 0.5,
+                 clock=time.monotonic):
+        self.run_id, self.attempt, self.heartbeat = run_id, attempt, heartbeat
+        self.check_interval, self._clock = check_interval, clock
+        self._last_check = clock()
+
+    def _check(self, event) -> None:
+        if self.heartbeat.lost.is_set():
+            raise LeaseLost(f"run {self.run_id} attempt {self.attempt}")
+        now = self._clock()
+        if now - self._last_check >= self.check_interval:
+            self._last_check = now
+            if not Run.objects.filter(pk=self.run_id, status=Run.Status.RUNNING, attempt=self.attempt).exists():
+                self.heartbeat.lost.set()
+                raise LeaseLost(f"run {self.run_id} attempt {self.attempt}")
+
+    on_step = on_eval = _check
 
 
 def _resume_message(step: int, attempt: int):

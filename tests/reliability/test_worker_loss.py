@@ -55,3 +55,31 @@ def test_it_resumes_a_run_whose_worker_was_killed_and_keeps_every_step_once(
     assert any("no heartbeat" in message and "re-queued" in message for message in logs), logs
     assert any("resuming from the checkpoint" in message for message in logs), logs
     print(f"\nkill -9 -> re-queued after {detected_s:.1f} s (timeout 3 s, reaper every 1 s, incl. worker start)")
+
+
+def test_a_frozen_worker_that_comes_back_after_being_reaped_stops_without_writing(
+        reliability_env, start_worker, submit_run, db_rows):
+    """SIGSTOP past the heartbeat timeout (a VM pause, a network partition), then SIGCONT:
+    the run was re-queued and resumed elsewhere; the old worker notices at its next step
+    that it lost the lease and stops without checkpointing or recording anything."""
+    first = start_worker("frozen")
+    run_id = submit_run(tiny_config(reliability_env["teacher"], epochs=40, checkpoint_every=5))
+    wait_for(lambda: db_rows("SELECT MAX(step) FROM runs_checkpoint WHERE run_id = ?", run_id)[0][0] >= 10,
+             120, "a checkpoint at step 10", first, first.log)
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = start_worker("takes-over")
+        wait_for(lambda: run_row(db_rows, run_id)["attempt"] == 2, 60, "the re-queued attempt", second, second.log)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    wait_for(lambda: "lost its lease" in first.log.read_text(), 60, "the old worker to notice", first, first.log)
+    wait_for(lambda: run_row(db_rows, run_id)["status"] in {"succeeded", "failed", "cancelled", "interrupted"},
+             240, "the resumed run", second, second.log)
+
+    after = run_row(db_rows, run_id)
+    assert after["status"] == "succeeded" and after["attempt"] == 2, after
+    steps = [step for (step,) in db_rows("SELECT step FROM runs_metricpoint WHERE run_id = ? AND key = 'train/loss' "
+                                         "ORDER BY step", run_id)]
+    assert steps == list(range(1, after["total_steps"] + 1))
+    assert first.poll() is None  # the old worker lives on, ready for the next run
+    assert "stopped without recording anything" in first.log.read_text()
