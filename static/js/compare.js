@@ -19,6 +19,7 @@
   };
   const $ = (id) => document.getElementById(id);
   const PAGE_SIZE = 50;
+  const MANY_RUNS = 12;     // more runs than this share traces (see bucketTraces)
   const COLORS = ["#2f6fdf", "#d9534f", "#1f8a4c", "#b7791f", "#7b4bd6", "#0f9aa8", "#c2417a", "#5c6b7a",
                   "#e07b00", "#3d9970"];
   const BASE_COLUMNS = [["name", "Name"], ["status", "Status"], ["dataset", "Dataset"], ["owner", "Owner"],
@@ -275,13 +276,14 @@
                     type: "scatter", meta: "group" });
     });
     const seriesOf = zoomed[key] ? zoomed[key].series : comparison.series;
-    comparison.runs.forEach((run, index) => {
-      if (grouped.has(run.id)) return;
-      const series = seriesOf[String(run.id)] && seriesOf[String(run.id)][key];
-      if (!series) return;
-      const color = colorOf(index + groups.length);
+    const shown = comparison.runs.filter((run) => !grouped.has(run.id) && seriesOf[String(run.id)] &&
+                                                  seriesOf[String(run.id)][key]);
+    if (shown.length > MANY_RUNS) return traces.concat(bucketTraces(shown, seriesOf, key, groups.length));
+    shown.forEach((run) => {
+      const series = seriesOf[String(run.id)][key];
+      const color = colorOf(comparison.runs.indexOf(run) + groups.length);
       const x = xValues(series.x);
-      if (state.smooth && comparison.runs.length <= 10) {
+      if (state.smooth) {
         traces.push({ x: x, y: series.y, mode: "lines", line: { color: color, width: 1 }, opacity: 0.25,
                       showlegend: false, hoverinfo: "skip", type: "scatter" });
       }
@@ -289,6 +291,27 @@
                     line: { color: color, width: 1.5 }, type: "scatter", meta: "run-" + run.id });
     });
     return traces;
+  }
+
+  // Past a dozen runs, one SVG trace per run makes each chart slow to draw (100 runs × 5
+  // charts = 500 traces). Runs then share one trace per colour, separated by gaps; the
+  // hover label still names the run.
+  function bucketTraces(runs, seriesOf, key, offset) {
+    const buckets = COLORS.map(() => ({ x: [], y: [], text: [] }));
+    runs.forEach((run, index) => {
+      const series = seriesOf[String(run.id)][key];
+      const bucket = buckets[(comparison.runs.indexOf(run) + offset) % COLORS.length];
+      const y = smooth(series.y, state.smooth);
+      const x = xValues(series.x);
+      const name = runName(run);
+      for (let i = 0; i < x.length; i++) { bucket.x.push(x[i]); bucket.y.push(y[i]); bucket.text.push(name); }
+      bucket.x.push(null); bucket.y.push(null); bucket.text.push("");
+    });
+    return buckets.map((bucket, index) => ({
+      x: bucket.x, y: bucket.y, text: bucket.text, mode: "lines", type: "scatter", showlegend: false,
+      connectgaps: false, line: { color: COLORS[index], width: 1 },
+      hovertemplate: "%{text}<br>%{x}: %{y}<extra></extra>", meta: "runs-" + index,
+    })).filter((trace) => trace.x.length);
   }
 
   function baselineShapes(key) {

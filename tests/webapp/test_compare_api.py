@@ -11,6 +11,7 @@ import pytest
 
 from webapp.compare.export import csv_cell
 from webapp.compare.models import SeriesCache
+from webapp.compare.series import LEVEL_BASE
 from webapp.runs.models import MetricPoint, Run
 
 pytestmark = pytest.mark.django_db
@@ -183,3 +184,19 @@ def test_the_endpoints_are_in_the_openapi_schema(api_client):
     assert {parameter["name"] for parameter in compare["parameters"]} >= {"runs", "keys", "max_points", "x_min",
                                                                           "group_by"}
     assert compare["responses"]["200"]["content"]["application/json"]["examples"]
+
+
+def test_a_long_series_is_served_from_the_coarse_level_or_the_finer_ones(api_client, alice, dataset):
+    steps = np.arange(40_000)
+    values = np.cos(steps / 700.0)
+    values[33_333] = -5.0
+    run = make_run(alice, dataset, "long", points={"train/loss": (steps, values)})
+    few = api_client.get(URL, {"runs": run.pk, "keys": "train/loss", "max_points": 300}).json()
+    cache = SeriesCache.objects.get(run=run, key="train/loss")
+    assert cache.stats["level_sizes"][0] <= LEVEL_BASE and len(cache.stats["level_sizes"]) == 2
+    many = api_client.get(URL, {"runs": run.pk, "keys": "train/loss", "max_points": 3000}).json()
+    for body, budget in ((few, 300), (many, 3000)):
+        series = body["series"][str(run.pk)]["train/loss"]
+        assert len(series["x"]) <= budget and series["x"][0] == 0 and series["x"][-1] == 39_999
+        assert min(series["y"]) == -5.0 and 33_333 in series["x"]
+    assert len(many["series"][str(run.pk)]["train/loss"]["x"]) > LEVEL_BASE  # came from the finer level

@@ -7,9 +7,11 @@ from django.db import models
 class SeriesCache(models.Model):
     """A finished run's metric series, pre-reduced for display (one row per run and key).
 
-    ``levels`` holds a small pyramid of M4 reductions of the full series (1,024 points, then
-    8× finer while a level stays under a quarter of the raw points), so that a comparison of
-    100 runs × 5 keys × 50,000 steps reads ~500 small blobs instead of 25 million rows. Built
+    A small pyramid of M4 reductions of the full series: ``coarse`` holds 512 points (or the
+    whole series when shorter), ``levels`` the finer ones (8× more each, while a level stays
+    under a quarter of the raw points). A comparison of 100 runs × 5 keys × 50,000 steps then
+    reads 500 blobs of 12 kB instead of 25 million rows; the finer levels are read only for
+    the series that need them (few runs, or a zoom). Built
     when a run finishes (signals.py) or on first use; rebuilt when the run's ``last_step``
     moved on since (``run_last_step``).
     """
@@ -18,8 +20,10 @@ class SeriesCache(models.Model):
     key = models.CharField(max_length=100)
     run_last_step = models.PositiveIntegerField(default=0)
     n_points = models.PositiveIntegerField(default=0)
-    # {first, last, min, max, first_step, last_step, first_time, last_time} over every point.
+    # {first, last, min, max, first_step, last_step, first_time, last_time} over every point,
+    # and level_sizes: the points of each level, coarse first.
     stats = models.JSONField(default=dict)
+    coarse = models.BinaryField(default=b"")
     levels = models.BinaryField()
     built_at = models.DateTimeField(auto_now=True)
 
@@ -31,7 +35,7 @@ class SeriesCache(models.Model):
 
     def level_arrays(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """[(steps, times, values)] from coarsest to finest."""
-        return decode_levels(bytes(self.levels))
+        return decode_levels(bytes(self.coarse)) + decode_levels(bytes(self.levels))
 
 
 def encode_levels(levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> bytes:
@@ -46,6 +50,8 @@ def encode_levels(levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> by
 
 def decode_levels(blob: bytes) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     data = np.frombuffer(blob, dtype="<f8")
+    if data.size == 0:
+        return []
     count = int(data[0])
     sizes = data[1:1 + count].astype(np.int64)
     levels, offset = [], 1 + count

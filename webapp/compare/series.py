@@ -20,7 +20,7 @@ from webapp.runs.models import MetricPoint, Run
 from .downsample import downsample, finite
 from .models import SeriesCache, decode_levels, encode_levels
 
-LEVEL_BASE = 1024  # points of the coarsest cached level
+LEVEL_BASE = 512  # points of the coarsest cached level
 LEVEL_FACTOR = 8  # each finer level has 8× the points …
 LEVEL_MAX_SHARE = 4  # … while it stays under a quarter of the raw points
 RAW_ZOOM_CAP = 200_000  # raw points a zoomed request may read in total
@@ -93,8 +93,9 @@ def build_cache(run: Run, keys: Iterable[str]) -> dict[str, SeriesCache]:
     for key in keys:
         steps, times, values = read_points(run.pk, key)
         levels = build_levels(steps, times, values) if len(steps) else []
-        defaults = {"run_last_step": run.last_step, "n_points": len(steps),
-                    "stats": series_stats(steps, times, values), "levels": encode_levels(levels)}
+        stats = series_stats(steps, times, values) | {"level_sizes": [len(level[0]) for level in levels]}
+        defaults = {"run_last_step": run.last_step, "n_points": len(steps), "stats": stats,
+                    "coarse": encode_levels(levels[:1]), "levels": encode_levels(levels[1:])}
         try:
             with transaction.atomic():
                 cache, _ = SeriesCache.objects.update_or_create(run_id=run.pk, key=key, defaults=defaults)
@@ -126,12 +127,13 @@ def load_series(runs: list[Run], keys: list[str], budget: int, axis: str = "step
             if cache is None:
                 plans.append((run, key, None, None))
                 continue
-            levels = decode_levels(bytes(cache.levels))
+            levels = decode_levels(bytes(cache.coarse))
             share = _share_in_range(cache.stats, axis, x_min, x_max) if zoomed else 1.0
             raw_in_range = cache.n_points * share
             raw_estimate += raw_in_range if zoomed else 0
             plans.append((run, key, cache, (levels, share, raw_in_range)))
     use_raw_for_zoom = zoomed and raw_estimate <= RAW_ZOOM_CAP
+    _load_finer_levels(plans, budget, zoomed, use_raw_for_zoom)
 
     result = []
     for run, key, cache, plan in plans:
@@ -144,17 +146,42 @@ def load_series(runs: list[Run], keys: list[str], budget: int, axis: str = "step
     return result
 
 
+def _load_finer_levels(plans, budget: int, zoomed: bool, use_raw_for_zoom: bool) -> None:
+    """Read the finer levels (in one query) only for the series the coarse level cannot serve:
+    a comparison of many runs never reads them, which keeps the read ~10× smaller."""
+    want = 2 * budget
+    need = {}
+    for _, _, cache, plan in plans:
+        if cache is None or len(cache.stats.get("level_sizes", [])) < 2:
+            continue
+        levels, share, _ = plan
+        coarse = len(levels[0][0]) if levels else 0
+        if (zoomed and use_raw_for_zoom) or coarse >= cache.n_points or coarse * share >= want:
+            continue
+        need[cache.pk] = levels
+    if need:
+        for pk, blob in SeriesCache.objects.filter(pk__in=list(need)).values_list("pk", "levels"):
+            need[pk].extend(decode_levels(bytes(blob)))
+
+
 def _fresh_caches(runs: list[Run], keys: list[str]) -> dict[tuple[int, str], SeriesCache]:
     finished = [run for run in runs if run.is_finished]
     caches = {(cache.run_id, cache.key): cache
-              for cache in SeriesCache.objects.filter(run__in=finished, key__in=keys)}
+              for cache in SeriesCache.objects.filter(run__in=finished, key__in=keys).defer("levels")}
     for run in finished:
-        stale = [key for key in keys
-                 if (run.pk, key) not in caches or caches[(run.pk, key)].run_last_step != run.last_step]
+        stale = [key for key in keys if not is_current(caches.get((run.pk, key)), run)]
         if stale:
             for key, cache in build_cache(run, stale).items():
                 caches[(run.pk, key)] = cache
     return caches
+
+
+def is_current(cache: Optional[SeriesCache], run: Run) -> bool:
+    """Built from every point the run has, with this code's level layout."""
+    if cache is None or cache.run_last_step != run.last_step:
+        return False
+    sizes = cache.stats.get("level_sizes")
+    return sizes is not None and (not sizes or sizes[0] <= LEVEL_BASE)
 
 
 def _share_in_range(stats: dict, axis: str, x_min, x_max) -> float:
