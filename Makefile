@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test test-trainer worker bench browser setup clean
+.PHONY: run test test-postgres test-trainer worker bench test-tools setup clean
 
 setup: $(STAMP)
 
@@ -18,11 +18,16 @@ $(STAMP): requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# Debian's Chromium drives the browser tests (Playwright must never download its own).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+# Debian's Chromium drives the browser tests (Playwright must never download its own);
+# Debian's docker-compose validates docker-compose.yml (no Docker engine runs here).
+test-tools:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 # runplatform migrates, loads the demo data, then runs Redis, Daphne and a worker until Ctrl-C.
 run: $(STAMP)
@@ -32,8 +37,14 @@ run: $(STAMP)
 worker: $(STAMP)
 	$(BIN)/celery -A worker worker -Q $${QUEUES:-cpu,gpu} --pool solo --loglevel INFO
 
-test: $(STAMP) browser
+# The whole suite on the embedded defaults (SQLite, our own Redis), then the database-facing
+# tests again on a throwaway PostgreSQL cluster, the production database.
+test: $(STAMP) test-tools
 	$(BIN)/python -m pytest -q
+	scripts/with_postgres.sh $(BIN)/python -m pytest -q tests/webapp tests/deploy
+
+test-postgres: $(STAMP)
+	scripts/with_postgres.sh $(BIN)/python -m pytest -q tests/webapp tests/deploy
 
 test-trainer: $(STAMP)
 	$(BIN)/python -m pytest -q tests/trainer
