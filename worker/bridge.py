@@ -40,6 +40,7 @@ class RunBridge(Callback):
         send: Optional[Callable[[int, dict], Any]] = None,
         clock: Callable[[], float] = time.monotonic,
         stop_event: Optional[threading.Event] = None,
+        lease_check: Optional[Callable[[], None]] = None,
     ):
         self.run_id = run_id
         self.flush_interval = flush_interval
@@ -61,6 +62,9 @@ class RunBridge(Callback):
         self._last_stop_check = float("-inf")
         self._stop = False
         self._stop_event = stop_event  # set when the worker itself is shutting down
+        # Raises when this worker no longer holds the run (worker/tasks.py LeaseGuard): checked
+        # before a step's or an evaluation's results are written.
+        self._lease_check = lease_check or (lambda: None)
         self.flushes = 0  # database flushes done (for tests and logs)
 
     # --- trainer hooks ----------------------------------------------------------------------
@@ -70,6 +74,7 @@ class RunBridge(Callback):
         self._summary = dict(Run.objects.filter(pk=self.run_id).values_list("summary", flat=True).first() or {})
 
     def on_step(self, event: StepEnd) -> None:
+        self._lease_check()
         self._buffer(event.step, event.metrics, event.time)
         point = {"step": event.step, "epoch": event.epoch, "time": event.time, "metrics": dict(event.metrics)}
         with self._lock:
@@ -79,6 +84,7 @@ class RunBridge(Callback):
         self._push_steps(force=False)
 
     def on_eval(self, event: EvalEnd) -> None:
+        self._lease_check()
         self._buffer(event.step, event.metrics, event.time)
         self.flush()
         self._push_steps(force=True)  # keep order: the steps before this evaluation first

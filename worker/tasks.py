@@ -27,7 +27,6 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from trainer.config import Config, ConfigError, parse_config
-from trainer.events import Callback
 from webapp.runs import live
 from webapp.runs.models import Run
 from webapp.runs.reliability import Heartbeat, Reaper, claim_run, finish_run, prepare_resume
@@ -78,8 +77,7 @@ def run_training(run_id: int) -> Optional[str]:
 def _train_claimed(run_id: int, attempt: int, heartbeat: Heartbeat) -> Optional[str]:
     run = Run.objects.get(pk=run_id)
     live.send_to_run(run.pk, run.status_message())
-    bridge = RunBridge(run.pk, stop_event=worker_stopping)
-    guard = LeaseGuard(run_id, attempt, heartbeat)
+    bridge = RunBridge(run.pk, stop_event=worker_stopping, lease_check=LeaseGuard(run_id, attempt, heartbeat))
     try:
         config = build_trainer_config(run)
         record_teacher_identities(run, config)
@@ -91,7 +89,7 @@ def _train_claimed(run_id: int, attempt: int, heartbeat: Heartbeat) -> Optional[
             bridge.on_log(_resume_message(resume[1], attempt))
         from trainer.loop import train
 
-        result = train(config, out_dir, callbacks=[guard, bridge], should_stop=bridge.should_stop,
+        result = train(config, out_dir, callbacks=[bridge], should_stop=bridge.should_stop,
                        resume=Path(settings.CHECKPOINT_DIR) / resume[0] if resume else None,
                        cache_dir=Path(settings.CACHE_DIR))
     except LeaseLost:
@@ -119,9 +117,9 @@ class LeaseLost(Exception):
     """This worker's attempt is no longer the run's (it was reaped and re-queued)."""
 
 
-class LeaseGuard(Callback):
-    """First of the trainer's callbacks: before any of a step's or evaluation's results is
-    written, make sure this attempt still holds the run (the heartbeat thread's verdict, and
+class LeaseGuard:
+    """Called by the bridge before it writes any of a step's or evaluation's results: make
+    sure this attempt still holds the run (the heartbeat thread's verdict, and
     at most every ``check_interval`` s a look at the database itself, so a worker that was
     frozen past the timeout notices at its very next step, before it can checkpoint)."""
 
@@ -131,7 +129,7 @@ class LeaseGuard(Callback):
         self.check_interval, self._clock = check_interval, clock
         self._last_check = clock()
 
-    def _check(self, event) -> None:
+    def __call__(self) -> None:
         if self.heartbeat.lost.is_set():
             raise LeaseLost(f"run {self.run_id} attempt {self.attempt}")
         now = self._clock()
@@ -140,8 +138,6 @@ class LeaseGuard(Callback):
             if not Run.objects.filter(pk=self.run_id, status=Run.Status.RUNNING, attempt=self.attempt).exists():
                 self.heartbeat.lost.set()
                 raise LeaseLost(f"run {self.run_id} attempt {self.attempt}")
-
-    on_step = on_eval = _check
 
 
 def _resume_message(step: int, attempt: int):
