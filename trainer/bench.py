@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m trainer bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m trainer bench", description="Time one cube training step per lattice.")
     parser.add_argument("--json", action="store_true", help="one JSON object per lattice")
     parser.add_argument("--lattices", default=DEFAULT_LATTICES, help=f"comma-separated XxYxZ (default {DEFAULT_LATTICES})")
     parser.add_argument("--batch", type=int, default=64, help="samples per training step (default 64)")
