@@ -29,7 +29,7 @@ from django.db import close_old_connections
 from trainer.config import Config, ConfigError, parse_config
 from webapp.runs import live
 from webapp.runs.models import Run
-from webapp.runs.reliability import Heartbeat, Reaper, claim_run, finish_run, prepare_resume
+from webapp.runs.reliability import Heartbeat, Reaper, claim_run, finish_run, prepare_resume, requeue_after_shutdown
 
 from .bridge import RunBridge, is_number
 
@@ -109,7 +109,10 @@ def _train_claimed(run_id: int, attempt: int, heartbeat: Heartbeat) -> Optional[
     if cancelled and status != Run.Status.FAILED:
         status, error = Run.Status.CANCELLED, ""  # a cancelled run is never recorded as succeeded
     elif worker_stopping.is_set() and status == Run.Status.CANCELLED:
-        status, error = Run.Status.INTERRUPTED, "the worker shut down; the last checkpoint can resume the run"
+        # The trainer checkpointed on the way out: hand the run back to the queue to resume.
+        recorded = requeue_after_shutdown(run_id, attempt, "the worker shut down; the last checkpoint resumes the run")
+        live.send_to_run(run_id, Run.objects.get(pk=run_id).status_message())
+        return Run.Status.INTERRUPTED if recorded else None
     return _finish(run_id, status, error, summary=result.summary, attempt=attempt)
 
 

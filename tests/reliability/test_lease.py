@@ -197,3 +197,24 @@ def test_the_heartbeat_thread_beats_and_notices_a_lost_lease(alice, make_dataset
         assert not heartbeat.lost.is_set()
         Run.objects.filter(pk=run.pk).update(attempt=2)  # reaped and claimed by another worker
         assert heartbeat.lost.wait(10)
+
+
+def test_a_worker_shutdown_hands_a_checkpointed_run_back_to_the_queue(run):
+    from webapp.runs.reliability import requeue_after_shutdown
+
+    running(run, 0)
+    Checkpoint.objects.create(run=run, step=12, path=f"run-{run.pk}/checkpoints/step-000012")
+    sent, send = capture()
+    assert requeue_after_shutdown(run.pk, 1, "the worker shut down", send=send) == "queued"
+    run.refresh_from_db()
+    assert run.status == "queued" and run.resume_from.endswith("step-000012") and sent == [(run.pk, "cpu", run.task_id)]
+    assert requeue_after_shutdown(run.pk, 1, "again", send=send) is None and len(sent) == 1  # not this attempt's
+
+
+def test_a_worker_shutdown_keeps_a_cancelled_run_stopped(run):
+    from webapp.runs.reliability import requeue_after_shutdown
+
+    running(run, 0, cancel_requested=True)
+    Checkpoint.objects.create(run=run, step=12, path="x")
+    sent, send = capture()
+    assert requeue_after_shutdown(run.pk, 1, "the worker shut down", send=send) == "interrupted" and sent == []

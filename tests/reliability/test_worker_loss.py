@@ -83,3 +83,25 @@ def test_a_frozen_worker_that_comes_back_after_being_reaped_stops_without_writin
     assert steps == list(range(1, after["total_steps"] + 1))
     assert first.poll() is None  # the old worker lives on, ready for the next run
     assert "stopped without recording anything" in first.log.read_text()
+
+
+def test_a_worker_stopped_for_a_deploy_hands_its_run_to_the_next_worker(
+        reliability_env, start_worker, submit_run, db_rows):
+    """SIGTERM (docker stop, an upgrade): the run checkpoints, goes back to the queue, and the
+    next worker resumes it; the history stays exact."""
+    first = start_worker("deployed")
+    run_id = submit_run(tiny_config(reliability_env["teacher"], epochs=40, checkpoint_every=50))
+    wait_for(lambda: run_row(db_rows, run_id)["last_step"] >= 10, 120, "step 10", first, first.log)
+    first.terminate()
+    assert first.wait(60) == 0
+    stopped = run_row(db_rows, run_id)
+    assert stopped["status"] == "queued" and stopped["resume_from"], stopped  # not left `running`
+
+    second = start_worker("next")
+    wait_for(lambda: run_row(db_rows, run_id)["status"] in {"succeeded", "failed", "cancelled", "interrupted"},
+             240, "the resumed run", second, second.log)
+    after = run_row(db_rows, run_id)
+    assert after["status"] == "succeeded" and after["attempt"] == 2, after
+    steps = [step for (step,) in db_rows("SELECT step FROM runs_metricpoint WHERE run_id = ? AND key = 'train/loss' "
+                                         "ORDER BY step", run_id)]
+    assert steps == list(range(1, after["total_steps"] + 1))

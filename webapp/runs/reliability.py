@@ -189,6 +189,26 @@ def _reap(run: Run, cutoff, now, timeout_s: float, send) -> Optional[Reaped]:
     if not Run.objects.filter(lease).update(status=Run.Status.INTERRUPTED, finished_at=now, error=error,
                                             heartbeat_at=None):
         return None  # it beat meanwhile, or another reaper got there first
+    return requeue_interrupted(run, error, send)
+
+
+def requeue_after_shutdown(run_id: int, attempt: int, error: str,
+                           send: Optional[Callable[[int, str, str], None]] = None) -> Optional[str]:
+    """A worker shutting down (SIGTERM: a deploy, `docker stop`) ends its run `interrupted`
+    after the trainer's last checkpoint and hands it back to the queue to resume elsewhere.
+    Returns the status stored (``queued`` or ``interrupted``), None if not this attempt's."""
+    if finish_run(run_id, attempt, Run.Status.INTERRUPTED, error) is None:
+        return None
+    run = Run.objects.get(pk=run_id)
+    if run.cancel_requested:
+        return run.status
+    requeue_interrupted(run, error, send)
+    return Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+
+
+def requeue_interrupted(run: Run, error: str, send: Optional[Callable[[int, str, str], None]] = None) -> Reaped:
+    """An `interrupted` run goes back to its queue to resume from its latest checkpoint, if
+    it has one and attempts left; otherwise it stays `interrupted` with the reason."""
     checkpoint = latest_checkpoint(run)
     max_attempts = settings.CUBELAB_MAX_ATTEMPTS
     if checkpoint is None:
@@ -201,7 +221,7 @@ def _reap(run: Run, cutoff, now, timeout_s: float, send) -> Optional[Reaped]:
     if not Run.objects.filter(pk=run.pk, status=Run.Status.INTERRUPTED, attempt=run.attempt).update(
             status=Run.Status.QUEUED, resume_from=checkpoint.path, task_id=task_id, finished_at=None,
             error=""):
-        return None
+        return Reaped(run.pk, "interrupted", f"{error}; changed meanwhile, not re-queued")
     detail = f"{error}; re-queued to resume from step {checkpoint.step} (attempt {run.attempt + 1})"
     try:
         (send or _send_task)(run.pk, run.queue, task_id)
