@@ -218,6 +218,7 @@ CUBELAB_HEARTBEAT_INTERVAL_S = env_int("CUBELAB_HEARTBEAT_INTERVAL_S", 5)
 CUBELAB_HEARTBEAT_TIMEOUT_S = env_int("CUBELAB_HEARTBEAT_TIMEOUT_S", 30)
 CUBELAB_REAPER_INTERVAL_S = env_int("CUBELAB_REAPER_INTERVAL_S", 10)  # 0: no reaper thread in the worker
 CUBELAB_MAX_ATTEMPTS = env_int("CUBELAB_MAX_ATTEMPTS", 3)
+CUBELAB_CANCEL_GRACE_S = env_int("CUBELAB_CANCEL_GRACE_S", 60)  # then a cancelled run is recorded `cancelled`
 # Pre-flight at submit (webapp/runs/preflight.py): a cube whose estimated training memory
 # exceeds its queue's device memory is refused; sustained FLOP/s give the time per epoch.
 CUBELAB_QUEUE_MEMORY_GB = {"cpu": env_int("CUBELAB_CPU_MEMORY_GB", 16), "gpu": env_int("CUBELAB_GPU_MEMORY_GB", 24)}

@@ -218,3 +218,17 @@ def test_a_worker_shutdown_keeps_a_cancelled_run_stopped(run):
     Checkpoint.objects.create(run=run, step=12, path="x")
     sent, send = capture()
     assert requeue_after_shutdown(run.pk, 1, "the worker shut down", send=send) == "interrupted" and sent == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancelled_run_that_does_not_stop_within_the_grace_period_is_recorded_cancelled(alice, make_dataset):
+    from webapp.runs.reliability import Heartbeat
+
+    run = Run.objects.create(name="r", owner=alice, dataset=make_dataset(alice), config={"seed": 1})
+    running(run, 0)
+    with Heartbeat(run.pk, 1, interval=0.05, cancel_grace=0.3) as heartbeat:
+        cancel_run(run)  # the trainer never looks (stuck in a long teacher encoding)
+        assert heartbeat.lost.wait(10)  # the guard now stops the attempt without writing
+    run.refresh_from_db()
+    assert run.status == "cancelled" and run.finished_at is not None
+    assert "did not stop within the 0.3 s grace period" in run.log_entries.get().message

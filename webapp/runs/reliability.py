@@ -72,9 +72,12 @@ class Heartbeat:
     or ended elsewhere. A failing database only logs: the reaper decides, not the beater.
     """
 
-    def __init__(self, run_id: int, attempt: int, interval: Optional[float] = None):
+    def __init__(self, run_id: int, attempt: int, interval: Optional[float] = None,
+                 cancel_grace: Optional[float] = None):
         self.run_id, self.attempt = run_id, attempt
         self.interval = float(interval if interval is not None else settings.CUBELAB_HEARTBEAT_INTERVAL_S)
+        self.cancel_grace = float(cancel_grace if cancel_grace is not None else settings.CUBELAB_CANCEL_GRACE_S)
+        self._cancel_seen: Optional[float] = None
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"heartbeat-run-{run_id}", daemon=True)
@@ -99,11 +102,33 @@ class Heartbeat:
                         log.warning("run %s attempt %s lost its lease: stopping", self.run_id, self.attempt)
                         self.lost.set()
                         return
+                    if self._cancel_grace_over():
+                        return
                 except Exception:
                     log.exception("heartbeat of run %s failed; retrying", self.run_id)
                     close_old_connections()
         finally:
             connection.close()  # this thread's own connection
+
+    def _cancel_grace_over(self) -> bool:
+        """A cancelled run gets ``cancel_grace`` seconds to checkpoint and stop by itself (the
+        trainer checks at every step); one that does not (stuck in a long teacher encoding,
+        say) is recorded `cancelled` here, and the guard stops it without writing more."""
+        if self._cancel_seen is None:
+            if Run.objects.filter(pk=self.run_id, cancel_requested=True).exists():
+                self._cancel_seen = time.monotonic()
+            return False
+        if time.monotonic() - self._cancel_seen < self.cancel_grace:
+            return False
+        if finish_run(self.run_id, self.attempt, Run.Status.CANCELLED) is None:
+            return False  # it ended meanwhile: the next beat says so
+        message = (f"cancelled: the run did not stop within the {self.cancel_grace:g} s grace period; "
+                   "recorded without a final checkpoint")
+        LogEntry.objects.create(run_id=self.run_id, time=time.time(), level="warning", message=message)
+        run = Run.objects.get(pk=self.run_id)
+        live.send_to_run(run.pk, run.status_message())
+        self.lost.set()
+        return True
 
 
 def finish_run(run_id: int, attempt: Optional[int], status: str, error: str = "",
