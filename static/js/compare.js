@@ -218,7 +218,9 @@
     $("compare-status").textContent = body.points + " points shown" +
       (body.missing.length ? " · not found: " + body.missing.join(", ") : "");
     const fetched = performance.now();
-    drawCharts();
+    window.compareState.chartMs = [];
+    await drawCharts();
+    if (seq !== compareSeq) return;
     const charted = performance.now();
     drawDiff();
     drawSummary();
@@ -357,25 +359,61 @@
     return Object.values(comparison.series).some((perKey) => perKey[key] && perKey[key].x.length);
   }
 
+  // Charts are drawn when they come into view (and redrawn in place after that): with 100
+  // runs each chart is ~10,000 SVG points, and the ones below the fold need not hold up the
+  // ones the user is looking at. drawCharts() resolves once the visible ones are drawn.
+  let chartObserver = null;
+  let firstLook = null;  // {waiting: Set of new divs, resolve}
+
   function drawCharts() {
     const container = $("charts");
     const keys = keysList();
+    if (!chartObserver) chartObserver = new IntersectionObserver(onChartsSeen, { rootMargin: "100px" });
     for (const div of Array.from(container.children)) {
-      if (!keys.includes(div.dataset.key)) { Plotly.purge(div); div.remove(); }
+      if (keys.includes(div.dataset.key)) continue;
+      chartObserver.unobserve(div);
+      if (div.dataset.drawn) Plotly.purge(div);
+      div.remove();
     }
+    const fresh = new Set();
     keys.forEach((key, index) => {
       let div = container.querySelector('[data-key="' + CSS.escape(key) + '"]');
       if (!div) {
         div = el("div", { className: "chart", "data-key": key, id: "chart-" + index });
-        container.append(div);
-        Plotly.newPlot(div, chartTraces(key), chartLayout(key), { responsive: true, displaylogo: false });
-        div.on("plotly_relayout", (event) => onZoom(key, div, event));
-      } else {
-        container.append(div);  // keep the order of `keys`
-        Plotly.react(div, chartTraces(key), chartLayout(key, zoomed[key] && zoomed[key].range));
+        fresh.add(div);
       }
+      container.append(div);  // keep the order of `keys`
+      div.dataset.pending = "1";
+      if (div.visible) plotChart(div);
     });
+    fresh.forEach((div) => chartObserver.observe(div));
     window.compareState.charts = keys.length;
+    if (!fresh.size) return Promise.resolve();
+    if (firstLook) firstLook.resolve();  // an earlier draw's wait ends here too
+    return new Promise((resolve) => { firstLook = { waiting: fresh, resolve: resolve }; });
+  }
+
+  function onChartsSeen(entries) {
+    for (const entry of entries) {
+      entry.target.visible = entry.isIntersecting;
+      if (entry.isIntersecting && entry.target.dataset.pending) plotChart(entry.target);
+      if (firstLook) firstLook.waiting.delete(entry.target);
+    }
+    if (firstLook && !firstLook.waiting.size) { firstLook.resolve(); firstLook = null; }
+  }
+
+  function plotChart(div) {
+    const key = div.dataset.key;
+    const started = performance.now();
+    if (!div.dataset.drawn) {
+      Plotly.newPlot(div, chartTraces(key), chartLayout(key), { responsive: true, displaylogo: false });
+      div.on("plotly_relayout", (event) => onZoom(key, div, event));
+      div.dataset.drawn = "1";
+    } else {
+      Plotly.react(div, chartTraces(key), chartLayout(key, zoomed[key] && zoomed[key].range));
+    }
+    delete div.dataset.pending;
+    (window.compareState.chartMs = window.compareState.chartMs || []).push([key, Math.round(performance.now() - started)]);
   }
 
   // Zoom: fetch the zoomed range of this key only, at full resolution within the budget.
