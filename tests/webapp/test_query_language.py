@@ -159,3 +159,12 @@ def test_the_api_answers_400_with_the_column(api_client, runs):
     ok = api_client.get("/api/v1/compare/runs/", {"q": "status = succeeded", "columns": "val/mrr"})
     assert ok.status_code == 200
     assert [row["name"] for row in ok.json()["results"]] == ["mid", "small"]
+
+
+@pytest.mark.django_db
+def test_not_and_not_equal_also_match_runs_that_lack_the_key(alice, runs):
+    # `tiny` has no val/qa_cosine: it is not > 0.65, so `not` (and `!=`) must include it.
+    assert names(alice, "not val/qa_cosine > 0.65") == ["small", "tiny"]
+    assert names(alice, "val/qa_cosine != 0.6") == ["big", "mid", "tiny"]
+    assert names(alice, "tag != best") == ["big", "small", "tiny"]
+    assert names(alice, "val/qa_cosine = null") == ["tiny"]
