@@ -4,17 +4,18 @@
                       3 s timeout, 1 s reaper), plus the tiny teacher's folder
     start_worker      start_worker(name) -> Popen of a real `celery ... --pool solo` worker
     submit_run        submit_run(config) -> run id (dataset + queue_run in one interpreter)
-    db_rows           db_rows(sql, *params) -> rows read straight from the services' DB
+    db_rows           db_rows(sql, *params) -> rows read straight from the services' DB (SQLite
+                      file, or PostgreSQL when DATABASE_URL names it)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -44,15 +45,20 @@ def reliability_env(tmp_path_factory, redis_server):
 
     var = tmp_path_factory.mktemp("reliability_var")
     env = dict(os.environ)
+    # PostgreSQL when the suite runs on it (scripts/with_postgres.sh): the services use the
+    # DATABASE_URL database itself (pytest-django's test database is the test process's own).
+    database_url = os.environ.get("DATABASE_URL", "")
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        database_url = f"sqlite:///{var / 'db.sqlite3'}"
     env.update({
-        "DJANGO_SETTINGS_MODULE": "webapp.settings", "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}",
+        "DJANGO_SETTINGS_MODULE": "webapp.settings", "DATABASE_URL": database_url,
         "REDIS_URL": redis_server.url, "CUBELAB_VAR_DIR": str(var), "CUBELAB_CACHE_DIR": str(var / "cache"),
         "DEBUG": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **HEARTBEAT,
     })
     env.pop("CUBELAB_TEST_DB_NAME", None)
     teacher = build_tiny_teachers(var / "teachers")["bert"]
     (var / "faq.jsonl").write_bytes(dialogue_jsonl(24))
-    return {"env": env, "var": var, "teacher": teacher, "db": var / "db.sqlite3"}
+    return {"env": env, "var": var, "teacher": teacher, "database_url": database_url}
 
 
 @pytest.fixture
@@ -94,9 +100,16 @@ def submit_run(reliability_env):
 
 @pytest.fixture
 def db_rows(reliability_env):
+    url = reliability_env["database_url"]
+
     def rows(sql: str, *params) -> list[tuple]:
-        with sqlite3.connect(reliability_env["db"], timeout=30) as connection:
-            return connection.execute(sql, params).fetchall()
+        if url.startswith("sqlite:///"):
+            with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30)) as connection:
+                return connection.execute(sql, params).fetchall()
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as connection:
+            return connection.execute(sql.replace("?", "%s"), params).fetchall()
 
     return rows
 
