@@ -190,7 +190,14 @@ def measure_api(args) -> dict:
     third = args.steps // 3
     zoom, body = timed(client, "/api/v1/compare/?" + urlencode(
         base | {"max_points": args.max_points, "x_min": third, "x_max": third + 1000}), args.repeat)
-    out["compare_api_zoom_1000_steps"] = zoom | {"points": json.loads(body)["points"]}
+    out["compare_api_zoom_1000_steps_all_keys"] = zoom | {"points": json.loads(body)["points"]}
+    # What the page asks when a chart is zoomed: that chart's key only (raw points if ≤ 200,000).
+    zoom, body = timed(client, "/api/v1/compare/?" + urlencode(
+        base | {"keys": KEYS[0], "max_points": 40_000, "x_min": third, "x_max": third + 1000}), args.repeat)
+    payload = json.loads(body)
+    out["compare_api_zoom_1000_steps_one_key"] = zoom | {
+        "points": payload["points"], "full_resolution": not any(
+            series["downsampled"] for per_key in payload["series"].values() for series in per_key.values())}
     grouped, body = timed(client, "/api/v1/compare/?" + urlencode(
         base | {"max_points": args.max_points, "group_by": "seed"}), args.repeat)
     out["compare_api_group_by_seed"] = grouped | {"points": json.loads(body)["points"]}

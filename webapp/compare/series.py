@@ -134,6 +134,10 @@ def load_series(runs: list[Run], keys: list[str], budget: int, axis: str = "step
             plans.append((run, key, cache, (levels, share, raw_in_range)))
     use_raw_for_zoom = zoomed and raw_estimate <= RAW_ZOOM_CAP
     _load_finer_levels(plans, budget, zoomed, use_raw_for_zoom)
+    prefetched = {}  # (run_id, key) -> (steps, times, values)
+    if use_raw_for_zoom and axis == "step":
+        prefetched = _prefetch_step_range([run for run, _, cache, _ in plans if cache is not None], keys,
+                                          x_min, x_max)
 
     result = []
     for run, key, cache, plan in plans:
@@ -141,9 +145,39 @@ def load_series(runs: list[Run], keys: list[str], budget: int, axis: str = "step
             steps, times, values = read_points(run.pk, key)
             series = Series(run.pk, key, steps, times, values, len(steps), series_stats(steps, times, values))
         else:
-            series = _from_cache(run.pk, key, cache, plan, budget, axis, zoomed, use_raw_for_zoom, x_min, x_max)
+            series = _from_cache(run.pk, key, cache, plan, budget, axis, zoomed, use_raw_for_zoom, x_min, x_max,
+                                 prefetched)
         result.append(_finish(series, budget, axis, x_min, x_max))
     return result
+
+
+def read_many(run_ids: list[int], key: str, step_min: Optional[float], step_max: Optional[float]) -> dict:
+    """One key's points of many runs in one indexed query: {run_id: (steps, times, values)}."""
+    points = MetricPoint.objects.filter(run_id__in=run_ids, key=key)
+    if step_min is not None:
+        points = points.filter(step__gte=int(np.ceil(step_min)))
+    if step_max is not None:
+        points = points.filter(step__lte=int(np.floor(step_max)))
+    sql, params = points.order_by("run_id", "step").values_list("run_id", "step", "time", "value").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = np.array(cursor.fetchall(), dtype=np.float64).reshape(-1, 4)  # (points, 4)
+    found = {}
+    bounds = np.flatnonzero(np.diff(rows[:, 0])) + 1 if len(rows) else np.array([], dtype=np.int64)
+    for chunk in np.split(rows, bounds) if len(rows) else []:
+        found[int(chunk[0, 0])] = (chunk[:, 1].copy(), chunk[:, 2].copy(), chunk[:, 3].copy())
+    return found
+
+
+def _prefetch_step_range(runs: list[Run], keys: list[str], x_min, x_max) -> dict:
+    """A zoom by step reads each key of all runs at once (100 queries → 1)."""
+    prefetched = {}
+    empty = (np.empty(0), np.empty(0), np.empty(0))
+    for key in keys:
+        found = read_many([run.pk for run in runs], key, x_min, x_max)
+        for run in runs:
+            prefetched[(run.pk, key)] = found.get(run.pk, empty)
+    return prefetched
 
 
 def _load_finer_levels(plans, budget: int, zoomed: bool, use_raw_for_zoom: bool) -> None:
@@ -196,13 +230,17 @@ def _share_in_range(stats: dict, axis: str, x_min, x_max) -> float:
     return 1.0 if last <= first else (high - low) / (last - first)
 
 
-def _from_cache(run_id, key, cache, plan, budget, axis, zoomed, use_raw_for_zoom, x_min, x_max) -> Series:
+def _from_cache(run_id, key, cache, plan, budget, axis, zoomed, use_raw_for_zoom, x_min, x_max,
+                prefetched) -> Series:
     levels, share, raw_in_range = plan
     n = cache.n_points
     if n == 0:
         return Series(run_id, key, np.empty(0), np.empty(0), np.empty(0), 0, cache.stats)
     want = 2 * budget  # M4 over at least twice the budget's points loses little
     if zoomed and (use_raw_for_zoom or raw_in_range <= budget):
+        if (run_id, key) in prefetched:
+            steps, times, values = prefetched[(run_id, key)]
+            return Series(run_id, key, steps, times, values, n, cache.stats)
         return _raw_range(run_id, key, cache, levels, axis, n, x_min, x_max)
     for steps, times, values in levels:  # coarsest first
         if len(steps) * share >= want or len(steps) == n:
