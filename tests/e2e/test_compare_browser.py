@@ -120,3 +120,28 @@ def test_it_compares_three_runs_in_the_browser(compare_runs, live_server, browse
     page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def test_a_shared_url_restores_grouping_and_the_time_axis(compare_runs, live_server, browser):
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/accounts/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "alice-password-1")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    # Runs 1 and 2 differ only in cube.steps: grouped by it they become one mean ± std band.
+    first, second = compare_runs[0].pk, compare_runs[1].pk
+    page.goto(f"/compare/?runs={first},{second}&keys=train/loss&group_by=cube.steps&x=time&smooth=0.5")
+    page.wait_for_function("window.compareState.ready")
+    assert page.input_value("#group-by") == "custom" and page.input_value("#group-key") == "cube.steps"
+    chart = "document.querySelector('[data-key=\"train/loss\"]')"
+    traces = page.evaluate(f"{chart}.data.map(t => [t.meta || '', t.fill || ''])")
+    assert ["group", ""] in traces and ["", "tonexty"] in traces  # the mean and its band
+    assert not any(meta.startswith("run-") for meta, _ in traces)
+    assert page.evaluate(f"{chart}.layout.xaxis.type") == "date"
+    assert page.input_value("#smoothing") == "0.5"
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
