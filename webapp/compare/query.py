@@ -17,8 +17,9 @@ Grammar (keywords are case-insensitive; NOT binds tighter than AND, AND tighter 
     op         := "=" | "==" | "!=" | "<" | "<=" | ">" | ">=" | "~"   (~ : contains, text fields)
 
 Fields: the run columns ``status``, ``dataset`` (name or id), ``tag``/``tags``, ``owner``,
-``name``, ``id``, ``queue``, ``date``/``created``; ``teacher`` (any teacher's name); any config
-key as a dotted path into the run's config (``cube.steps``, ``train.lr``, ``teachers.0.name``,
+``name``, ``id``, ``queue``, ``date``/``created``; ``teacher`` (any of the first four
+teachers' names); any config key as a dotted path into the run's config (``cube.steps``,
+``train.lr``, ``teachers.0.name``,
 or explicitly ``config.<path>``); any summary metric (a key with a ``/`` such as
 ``val/qa_cosine``, or explicitly ``summary.<key>``). Values are numbers, bare words
 (``minilm``, ``tiny-bert``, ``2026-11-01``), ``true``/``false``/``null`` or quoted strings.
