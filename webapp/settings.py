@@ -88,6 +88,8 @@ INSTALLED_APPS = [
     "webapp.runs",
     "webapp.pages",
     "webapp.compare",
+    "webapp.sweeps",
+    "webapp.cubeview",
 ]
 
 MIDDLEWARE = [
