@@ -30,5 +30,6 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("compare/", include("webapp.compare.api_urls")),
+    path("cubeview/", include("webapp.cubeview.api_urls")),
     path("", include(router.urls)),
 ]
