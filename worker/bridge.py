@@ -24,6 +24,7 @@ from django.urls import reverse
 from trainer.events import Callback, CheckpointSaved, EvalEnd, LogMessage, RunEnd, RunStart, StepEnd
 from webapp.runs import live
 from webapp.runs.models import Checkpoint, LogEntry, MetricPoint, Run
+from webapp.sweeps import hooks as sweep_hooks
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ class RunBridge(Callback):
         self._push_steps(force=True)  # keep order: the steps before this evaluation first
         self._send(self.run_id, {"type": "eval", "run": self.run_id, "time": event.time, "step": event.step,
                                  "epoch": event.epoch, "metrics": dict(event.metrics)})
+        if sweep_hooks.on_eval(self.run_id, event.step, event.metrics):  # a sweep's pruner said stop
+            self._stop = True
 
     def on_checkpoint(self, event: CheckpointSaved) -> None:
         self.flush()

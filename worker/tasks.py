@@ -30,6 +30,7 @@ from trainer.config import Config, ConfigError, parse_config
 from webapp.runs import live
 from webapp.runs.models import Run
 from webapp.runs.reliability import Heartbeat, Reaper, claim_run, finish_run, prepare_resume, requeue_after_shutdown
+from webapp.sweeps import hooks as sweep_hooks
 
 from .bridge import RunBridge, is_number
 
@@ -67,9 +68,11 @@ def run_training(run_id: int) -> Optional[str]:
     attempt = _claim(run_id)
     if attempt is None:
         log.info("run %s is no longer queued: nothing to do", run_id)
+        sweep_hooks.on_run_end(run_id)  # e.g. a sweep's trial cancelled while queued
         return None
     with Heartbeat(run_id, attempt) as heartbeat:
         status = _train_claimed(run_id, attempt, heartbeat)
+    sweep_hooks.on_run_end(run_id)  # a sweep queues its next trials
     close_old_connections()  # the worker lives for days: no connection outlives its task
     return status
 
