@@ -4,6 +4,8 @@ URL names: api:dataset-list, api:dataset-detail, api:config-list, api:config-det
 api:config-validate, api:config-schema, api:run-list, api:run-detail, api:run-metrics,
 api:run-logs, api:run-cancel, api:run-checkpoints, api:run-checkpoint-download,
 api:run-rerun, api:team-list, api:team-detail, api:team-members, api:token, api:schema, api:docs.
+Sweeps (webapp/sweeps/api_urls.py): api:sweep-list, api:sweep-detail, api:sweep-stop,
+api:sweep-validate.
 """
 
 from django.urls import include, path
@@ -31,5 +33,6 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("compare/", include("webapp.compare.api_urls")),
     path("cubeview/", include("webapp.cubeview.api_urls")),
+    path("", include("webapp.sweeps.api_urls")),
     path("", include(router.urls)),
 ]

@@ -7,6 +7,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("webapp.api_urls")),
     path("compare/", include("webapp.compare.urls")),
+    path("sweeps/", include("webapp.sweeps.urls")),
     path("", include("webapp.cubeview.urls")),
     path("", include("webapp.pages.urls")),
 ]
