@@ -85,11 +85,12 @@
     Plotly.react("cube-plot", [{
       type: "scatter3d", mode: "markers", x: result.coords.x, y: result.coords.y, z: result.coords.z,
       marker: { size, color: example.values[last], cmin, cmax, colorscale: "Viridis", opacity: 0.85,
-                colorbar: { title: what } },
+                colorbar: { title: { text: what } } },
       hovertemplate: "cell (%{x}, %{y}, %{z})<br>" + what + " %{marker.color:.4f}<extra></extra>",
     }], {
-      title: `Lattice ${result.lattice.join("×")} · ${what}`, margin: { l: 0, r: 0, t: 40, b: 0 },
-      scene: { xaxis: { title: "x" }, yaxis: { title: "y" }, zaxis: { title: "z" }, aspectmode: "data" },
+      title: { text: `Lattice ${result.lattice.join("×")} · ${what}` }, margin: { l: 0, r: 0, t: 40, b: 0 },
+      scene: { xaxis: { title: { text: "x" } }, yaxis: { title: { text: "y" } }, zaxis: { title: { text: "z" } },
+               aspectmode: "data" },
       uirevision: "cube",
     }, { responsive: true });
     const steps = example.cosine.map((_, i) => i);
@@ -97,9 +98,9 @@
       type: "scatter", mode: "lines+markers", x: steps, y: example.cosine, name: "cosine to target",
       hovertemplate: "step %{x}: %{y:.4f}<extra></extra>",
     }], {
-      title: "Output's cosine to the target", margin: { l: 50, r: 10, t: 40, b: 40 },
-      xaxis: { title: "step (0 = the input)", dtick: steps.length > 20 ? undefined : 1 },
-      yaxis: { title: "cosine" }, shapes: [marker(last)],
+      title: { text: "Output's cosine to the target" }, margin: { l: 50, r: 10, t: 40, b: 40 },
+      xaxis: { title: { text: "step (0 = the input)" }, dtick: steps.length > 20 ? undefined : 1 },
+      yaxis: { title: { text: "cosine" } }, shapes: [marker(last)],
     }, { responsive: true });
   }
 
