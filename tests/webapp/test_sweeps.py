@@ -254,3 +254,22 @@ def test_it_refuses_an_invalid_sweep_and_creates_nothing(alice, make_dataset, se
     with pytest.raises(SpaceError):
         make_sweep(alice, make_dataset(alice), search_space={"cube.stpes": {"type": "int", "low": 1, "high": 2}})
     assert Sweep.objects.count() == 0 and Run.objects.count() == 0 and not sent
+
+
+def test_the_bridge_stops_a_trial_when_the_pruner_says_so(alice, make_dataset, sent):
+    from trainer.events import EvalEnd
+    from worker.bridge import RunBridge
+
+    sweep = make_sweep(alice, make_dataset(alice), parallelism=1, budget=4, pruner_startup_trials=2)
+    for value in (0.8, 0.9):
+        trial = sweep.trials.get(state="running")
+        MetricPoint.objects.create(run=trial.run, key="val/qa_cosine", step=1, value=value, time=1.0)
+        finish(trial.run, value=value)
+        run_ended(trial.run_id)
+    trial = sweep.trials.get(state="running")
+    Run.objects.filter(pk=trial.run_id).update(status=Run.Status.RUNNING)
+    bridge = RunBridge(trial.run_id, send=lambda *args: None)
+    assert not bridge.should_stop()
+    bridge.on_eval(EvalEnd(step=1, epoch=0, metrics={"val/qa_cosine": 0.2}))
+    assert bridge.should_stop() and Run.objects.get(pk=trial.run_id).cancel_requested
+    assert MetricPoint.objects.filter(run_id=trial.run_id, key="val/qa_cosine", step=1).exists()
