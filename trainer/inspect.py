@@ -10,7 +10,8 @@ split, so "validation example 3" means the same row the run was scored on.
 
 Large lattices: the cube view keeps every ``stride``-th cell along each axis (a regular
 sub-grid, the stride grown on the longest axis first) until at most ``max_cells`` remain,
-so a 100×100×100 cube is drawn as 34×34×17 ≈ 19.7k cells and the page stays fast.
+so a 100×100×100 cube is drawn as 34×34×17 ≈ 19.7k cells and the page stays fast. Long
+propagations lower the cap further: at most ``max_values`` = cells × (steps + 1) values are sent.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .loop import Student, split_rows
 from .pairs import EmbeddedPairs
 
 MAX_CELLS = 20_000
+MAX_VALUES = 2_000_000  # cells × (steps + 1) drawn per example: a few MB of JSON at most
 MAX_POINTS = 10_000
 
 
@@ -110,7 +112,7 @@ def _relative_change(state: torch.Tensor, delta: torch.Tensor) -> float:
 
 @torch.no_grad()
 def cube_trace(checkpoint: str | Path, example_indices: Sequence[int], channel: Optional[int] = None,
-               max_cells: int = MAX_CELLS, *, config: Optional[Config] = None,
+               max_cells: int = MAX_CELLS, *, max_values: int = MAX_VALUES, config: Optional[Config] = None,
                pairs: Optional[EmbeddedPairs] = None, cache_dir: Optional[str | Path] = None) -> dict:
     """The cube view's data for validation examples ``example_indices`` (positions in the
     validation split), JSON-ready.
@@ -133,7 +135,7 @@ def cube_trace(checkpoint: str | Path, example_indices: Sequence[int], channel: 
     target = data.answers[primary][rows]  # (B, D_p)
     cosine = F.cosine_similarity(mapped, target[:, None, :], dim=-1)  # (B, T+1)
     lattice = list(student.cube.config.lattice)
-    strides, axes = sample_grid(lattice, max_cells)
+    strides, axes = sample_grid(lattice, max(1, min(max_cells, max_values // T1)))
     sampled = values[:, :, :: strides[0], :: strides[1], :: strides[2]]  # (B, T+1, x, y, z)
     gx, gy, gz = torch.meshgrid(*(torch.tensor(a) for a in axes), indexing="ij")
     examples = []

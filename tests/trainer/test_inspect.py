@@ -64,6 +64,8 @@ def test_large_lattices_are_sampled_on_a_regular_sub_grid(run_dir):
     assert sample_grid([2, 2, 4], 20_000)[0] == [1, 1, 1]
     view = cube_trace(run_dir, [1], max_cells=5)
     assert view["cells_shown"] <= 5 and len(view["examples"][0]["values"][0]) == view["cells_shown"]
+    long = cube_trace(run_dir, [1], max_values=40)  # 4 steps' values per cell: at most 10 cells
+    assert long["cells_shown"] <= 10 and long["strides"] != [1, 1, 1]
 
 
 def test_out_of_range_examples_are_refused(run_dir):
