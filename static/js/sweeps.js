@@ -127,7 +127,7 @@
     const history = sweep.history;
     const node = document.getElementById("history-plot");
     if (!window.Plotly) return;
-    const layout = { margin: { t: 10, r: 10, b: 40, l: 50 }, xaxis: { title: { text: "trial" } },
+    const layout = { margin: { t: 10, r: 10, b: 40, l: 50 }, xaxis: { title: { text: "trial" }, dtick: 1, rangemode: "tozero" },
                      yaxis: { title: { text: sweep.metric } }, height: 300, showlegend: true,
                      legend: { orientation: "h" } };
     const pruned = sweep.trials.filter((t) => t.state === "pruned" && t.latest !== null);
