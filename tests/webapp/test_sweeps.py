@@ -1,5 +1,7 @@
 """Sweeps: search-space validation, sampling, scheduling, pruning and stopping (Celery mocked)."""
 
+import math
+
 import pytest
 import yaml
 from django.utils import timezone
@@ -113,10 +115,10 @@ def test_tpe_moves_toward_the_better_region():
     past = []
     for number in range(25):
         params, _ = optimiser.suggest("tpe", space, "maximize", 0, past)
-        value = -abs(__import__("math").log10(params["train.lr"]) + 3)  # best at 1e-3
+        value = -abs(math.log10(params["train.lr"]) + 3)  # best at 1e-3
         past.append(PastTrial(number, params, "complete", value=value))
-    late = [abs(__import__("math").log10(t.params["train.lr"]) + 3) for t in past[-8:]]
-    early = [abs(__import__("math").log10(t.params["train.lr"]) + 3) for t in past[:8]]
+    late = [abs(math.log10(t.params["train.lr"]) + 3) for t in past[-8:]]
+    early = [abs(math.log10(t.params["train.lr"]) + 3) for t in past[:8]]
     assert sum(late) < sum(early)
 
 
@@ -222,8 +224,8 @@ def test_pruning_sets_the_cancel_flag_and_the_trial_ends_pruned(alice, make_data
     now = 1.0
     for value in (0.8, 0.9):  # two complete trials with curves
         trial = sweep.trials.get(state="running")
-        MetricPoint.objects.bulk_create([MetricPoint(run=trial.run, key="val/qa_cosine", step=s, value=value - 0.1 * (2 - s),
-                                                     time=now) for s in (1, 2)])
+        MetricPoint.objects.bulk_create([MetricPoint(run=trial.run, key="val/qa_cosine", step=s,
+                                                     value=value - 0.1 * (2 - s), time=now) for s in (1, 2)])
         finish(trial.run, value=value)
         run_ended(trial.run_id)
     trial = sweep.trials.get(state="running")

@@ -1,7 +1,6 @@
 """The sweeps REST API and pages: create, validate, show ranked, stop, and team scoping."""
 
 import pytest
-import yaml
 from django.utils import timezone
 from rest_framework.test import APIClient
 

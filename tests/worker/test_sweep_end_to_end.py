@@ -1,12 +1,12 @@
 """A sweep for real: Redis, a Celery worker process, Daphne and the real trainer.
 
-Six grid trials over two keys (`train.lr`, and `train.log_every`, which leaves the values
-bit-identical so that equal trials tie instead of pruning each other on float noise) run on the
-CPU queue, two queued at once, with a tiny cube and a tiny offline teacher; the median pruner (2 startup trials,
-no warm-up) sees every evaluation (`train.eval_every: 1`) and stops the hopeless
-trials through the trainer's cooperative stop. (On this tiny data the cube starts near
-the identity, which already scores well, and lr 1e-2 overshoots: here 1e-2 is the hopeless
-rate. The test does not assume which one is.)
+Six grid trials over two keys run on the CPU queue, two queued at once, with a tiny cube and a
+tiny offline teacher: `train.lr` (1e-6 or 1e-2) and `train.log_every`, which leaves the values
+bit-identical, so equal trials tie instead of pruning each other on float noise. The median
+pruner (2 startup trials, no warm-up) sees every evaluation (`train.eval_every: 1`) and stops
+the hopeless trials through the trainer's cooperative stop. (On this tiny data the cube starts
+near the identity, which already scores well, and lr 1e-2 overshoots: here 1e-2 is the
+hopeless rate. The test does not assume which one is.)
 """
 
 import time

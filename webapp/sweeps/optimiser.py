@@ -21,7 +21,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from trainer.config import ConfigError, ConfigIssue, _apply_override, read_yaml
+from trainer.config import ConfigError, _apply_override, read_yaml
 from webapp.configs.actions import ConfigRejected, resolve_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
