@@ -128,3 +128,14 @@ def test_the_pages_render_and_the_form_starts_a_sweep(client, alice, make_datase
     detail = client.get(f"/sweeps/{sweep.pk}/")
     assert detail.status_code == 200 and b"plotly" in detail.content and b"history-plot" in detail.content
     assert b"/sweeps/" in client.get("/sweeps/").content and sweep.trials.count() == 1
+
+
+def test_validate_gives_the_base_configs_preflight_estimate_for_the_queue(api_client, alice, make_dataset):
+    body = api_client.post("/api/v1/sweeps/validate/", {"base_config_yaml": BASE, "search_space_yaml": SPACE,
+                                                        "queue": "cpu", "dataset": make_dataset(alice).pk},
+                           format="json").json()
+    assert body["valid"] and body["estimate"]["queue"] == "cpu"
+    assert body["estimate"]["parameters"] > 0 and body["estimate"]["activation_bytes"] > 0
+    assert "estimate" not in api_client.post("/api/v1/sweeps/validate/", {"base_config_yaml": BASE,
+                                                                           "search_space_yaml": SPACE},
+                                              format="json").json()
