@@ -30,7 +30,7 @@ def test_it_resumes_a_run_whose_worker_was_killed_and_keeps_every_step_once(
     run_id = submit_run(tiny_config(reliability_env["teacher"], epochs=40, checkpoint_every=5))
     # Kill once a checkpoint beyond the first exists and the run is well before its end.
     wait_for(lambda: db_rows("SELECT MAX(step) FROM runs_checkpoint WHERE run_id = ?", run_id)[0][0] >= 10,
-             120, "a checkpoint at step 10", first, first.log)
+             240, "a checkpoint at step 10", first, first.log)
     before = run_row(db_rows, run_id)
     assert before["status"] == "running" and before["attempt"] == 1
     assert before["last_step"] < before["total_steps"], "the run ended before the kill: make it longer"
@@ -39,7 +39,7 @@ def test_it_resumes_a_run_whose_worker_was_killed_and_keeps_every_step_once(
     first.wait(10)
 
     second = start_worker("second")
-    wait_for(lambda: run_row(db_rows, run_id)["attempt"] == 2, 60, "the re-queued attempt", second, second.log)
+    wait_for(lambda: run_row(db_rows, run_id)["attempt"] == 2, 180, "the re-queued attempt", second, second.log)
     detected_s = time.monotonic() - killed_at
     wait_for(lambda: run_row(db_rows, run_id)["status"] in {"succeeded", "failed", "cancelled", "interrupted"},
              240, "the resumed run", second, second.log)
@@ -65,14 +65,14 @@ def test_a_frozen_worker_that_comes_back_after_being_reaped_stops_without_writin
     first = start_worker("frozen")
     run_id = submit_run(tiny_config(reliability_env["teacher"], epochs=40, checkpoint_every=5))
     wait_for(lambda: db_rows("SELECT MAX(step) FROM runs_checkpoint WHERE run_id = ?", run_id)[0][0] >= 10,
-             120, "a checkpoint at step 10", first, first.log)
+             240, "a checkpoint at step 10", first, first.log)
     os.kill(first.pid, signal.SIGSTOP)
     try:
         second = start_worker("takes-over")
-        wait_for(lambda: run_row(db_rows, run_id)["attempt"] == 2, 60, "the re-queued attempt", second, second.log)
+        wait_for(lambda: run_row(db_rows, run_id)["attempt"] == 2, 180, "the re-queued attempt", second, second.log)
     finally:
         os.kill(first.pid, signal.SIGCONT)
-    wait_for(lambda: "lost its lease" in first.log.read_text(), 60, "the old worker to notice", first, first.log)
+    wait_for(lambda: "lost its lease" in first.log.read_text(), 180, "the old worker to notice", first, first.log)
     wait_for(lambda: run_row(db_rows, run_id)["status"] in {"succeeded", "failed", "cancelled", "interrupted"},
              240, "the resumed run", second, second.log)
 
@@ -91,7 +91,7 @@ def test_a_worker_stopped_for_a_deploy_hands_its_run_to_the_next_worker(
     next worker resumes it; the history stays exact."""
     first = start_worker("deployed")
     run_id = submit_run(tiny_config(reliability_env["teacher"], epochs=40, checkpoint_every=50))
-    wait_for(lambda: run_row(db_rows, run_id)["last_step"] >= 10, 120, "step 10", first, first.log)
+    wait_for(lambda: run_row(db_rows, run_id)["last_step"] >= 10, 240, "step 10", first, first.log)
     first.terminate()
     assert first.wait(60) == 0
     stopped = run_row(db_rows, run_id)
