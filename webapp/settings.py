@@ -224,7 +224,7 @@ CUBELAB_CANCEL_GRACE_S = env_int("CUBELAB_CANCEL_GRACE_S", 60)  # then a cancell
 # Pre-flight at submit (webapp/runs/preflight.py): a cube whose estimated training memory
 # exceeds its queue's device memory is refused; sustained FLOP/s give the time per epoch.
 CUBELAB_QUEUE_MEMORY_GB = {"cpu": env_int("CUBELAB_CPU_MEMORY_GB", 16), "gpu": env_int("CUBELAB_GPU_MEMORY_GB", 24)}
-CUBELAB_QUEUE_FLOPS = {"cpu": env_int("CUBELAB_CPU_GFLOPS", 50) * 1e9, "gpu": env_int("CUBELAB_GPU_GFLOPS", 20_000) * 1e9}
+CUBELAB_QUEUE_FLOPS = {"cpu": env_int("CUBELAB_CPU_GFLOPS", 15) * 1e9, "gpu": env_int("CUBELAB_GPU_GFLOPS", 20_000) * 1e9}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -181,3 +181,18 @@ def test_nan_and_inf_in_a_vector_file_are_refused_with_the_rows(tmp_path):
     np.savez(path, questions=questions, answers=np.ones((6, 8), dtype=np.float32))
     with pytest.raises(VectorDataError, match=r"`questions` has NaN or inf values in 2 row\(s\), first at row 2, 4"):
         load_vector_pairs(path, "dialogue", max_rows=100, max_bytes=10**6)
+
+
+def test_the_estimate_includes_time_per_epoch_for_one_of_the_users_datasets(api_client, alice, bob, make_dataset):
+    import yaml
+
+    mine, theirs = make_dataset(alice, rows=100, name="mine"), make_dataset(bob, rows=100, name="theirs")
+
+    def estimate(dataset_id):
+        return api_client.post("/api/v1/configs/validate/", {"config_yaml": yaml.safe_dump(GOOD), "queue": "cpu",
+                                                             "dataset": dataset_id}, format="json").json()["estimate"]
+
+    with_rows = estimate(mine.pk)
+    steps = -(-int(100 * (1 - GOOD["train"].get("val_fraction", 0.1))) // GOOD["train"]["batch_size"])
+    assert with_rows["seconds_per_epoch"] == pytest.approx(steps * with_rows["flops_per_step"] / 15e9, rel=1e-2)
+    assert "seconds_per_epoch" not in estimate(theirs.pk)  # another team's dataset tells nothing

@@ -82,8 +82,21 @@ class ConfigViewSet(viewsets.ModelViewSet):
         if queue and not errors:  # issue 6: the pre-flight estimate for that queue's device
             from webapp.runs.preflight import config_estimate
 
-            body["estimate"] = config_estimate(serializer.validated_data["config_yaml"], queue)
+            body["estimate"] = config_estimate(serializer.validated_data["config_yaml"], queue,
+                                               rows=self._dataset_rows(request, serializer.validated_data.get("dataset")))
         return Response(body)
+
+    @staticmethod
+    def _dataset_rows(request, dataset_id):
+        """Rows of one of the user's datasets (None when absent or not theirs: the estimate is a hint)."""
+        if not dataset_id:
+            return None
+        from webapp.datasets.models import Dataset, get_dataset_for_user
+
+        try:
+            return get_dataset_for_user(request.user, dataset_id).rows
+        except Dataset.DoesNotExist:
+            return None
 
 
 @extend_schema(summary="Config JSON Schema", description="The trainer's config schema, for editors.",

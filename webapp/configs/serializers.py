@@ -29,6 +29,8 @@ class ConfigValidateSerializer(serializers.Serializer):
     config_yaml = serializers.CharField(allow_blank=True, trim_whitespace=False)
     queue = serializers.RegexField(r"^(cpu|gpu)$", required=False,
                                    help_text="`cpu` or `gpu`: also estimate memory and FLOPs for that queue's device.")
+    dataset = serializers.IntegerField(required=False, min_value=1,
+                                       help_text="A dataset id: with `queue`, the estimate includes time per epoch.")
 
 
 class ConfigValidationResultSerializer(serializers.Serializer):

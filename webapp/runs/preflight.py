@@ -128,13 +128,13 @@ def check_submit(config: TrainerConfig, queue: str, rows: Optional[int] = None) 
     return numbers
 
 
-def config_estimate(config_yaml: str, queue: str = "cpu") -> Optional[dict[str, Any]]:
+def config_estimate(config_yaml: str, queue: str = "cpu", rows: Optional[int] = None) -> Optional[dict[str, Any]]:
     """The validate endpoint's estimate for a valid config text (None when not computable)."""
     from webapp.configs.actions import resolve_config
 
     try:
         config = resolve_config(config_yaml)
         folders = check_teachers(config)
-        return preflight(config, queue, input_dimension(config, folders))
+        return preflight(config, queue, input_dimension(config, folders), rows=rows)
     except Exception:  # the estimate is a hint: the submit check says what is wrong
         return None
