@@ -70,11 +70,23 @@ def test_it_names_a_bad_choice(db):
     ({"type": "float", "low": 0.0, "high": 1.0, "log": True}, "log scale"),
     ({"type": "categorical", "choices": []}, "non-empty"),
     ("lr", "must be a mapping"),
+    ({"type": "float", "low": 0.0, "high": float("inf")}, "finite"),
+    ({"type": "float", "low": 0.1, "high": 1.0, "values": [0.5, 2.0]}, "inside [low, high]"),
 ])
 def test_it_refuses_a_badly_shaped_spec(spec, words):
     with pytest.raises(SpaceError) as caught:
         optimiser.parse_space({"train.lr": spec})
     assert caught.value.errors[0]["path"] == "train.lr" and words in caught.value.errors[0]["message"]
+
+
+def test_it_refuses_a_key_that_is_no_dotted_path():
+    with pytest.raises(SpaceError) as caught:
+        optimiser.parse_space({"train.lr=1": {"type": "float", "low": 0.1, "high": 1.0}})
+    assert "dotted config key" in caught.value.errors[0]["message"]
+
+
+def test_it_can_sweep_a_top_level_key(db):
+    optimiser.validate_space(BASE, optimiser.parse_space({"seed": {"type": "int", "low": 0, "high": 3}}))
 
 
 def test_it_reports_an_invalid_base_config(db):

@@ -18,7 +18,6 @@ from typing import Any, Optional
 from django.db import transaction
 from django.utils import timezone
 
-from webapp.configs.actions import ConfigRejected
 from webapp.datasets.models import Dataset
 from webapp.runs.actions import RunFinished, cancel_run, queue_run
 from webapp.runs.models import LogEntry, MetricPoint, Run
@@ -128,7 +127,8 @@ def advance_sweep(sweep_id: int) -> Optional[Sweep]:
                 and not exhausted:
             try:
                 _queue_trial(sweep, total, past)
-            except (ConfigRejected, SpaceError) as error:  # e.g. the dataset or a teacher changed
+            except Exception as error:  # e.g. the dataset or a teacher changed: say so, queue no more
+                log.exception("sweep %s: trial %s could not be queued", sweep.pk, total)
                 sweep.error = f"trial {total} could not be queued: {error}"[:2000]
                 sweep.status = Sweep.Status.STOPPING
                 sweep.save(update_fields=["error", "status"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -28,6 +29,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 log = logging.getLogger(__name__)
 
 TYPES = ("float", "int", "categorical")
+KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
 MAX_GRID = 10_000
 
 
@@ -56,6 +58,10 @@ def parse_space(text_or_mapping: Any) -> dict[str, dict[str, Any]]:
         def bad(message: str) -> None:
             errors.append({"path": key, "message": message})
 
+        if not KEY.fullmatch(key):
+            bad("must be a dotted config key like `train.lr`")
+            continue
+
         if not isinstance(spec, dict):
             bad("must be a mapping like {type: float, low: 0.0001, high: 0.01}")
             continue
@@ -83,6 +89,9 @@ def parse_space(text_or_mapping: Any) -> dict[str, dict[str, Any]]:
                 or isinstance(high, bool):
             bad(f"{kind} needs numeric `low` and `high`" + (" (integers)" if kind == "int" else ""))
             continue
+        if not all(math.isfinite(v) for v in (low, high)):
+            bad("low and high must be finite numbers")
+            continue
         if low > high:
             bad(f"low ({low}) is above high ({high})")
             continue
@@ -91,7 +100,8 @@ def parse_space(text_or_mapping: Any) -> dict[str, dict[str, Any]]:
             bad("a log scale needs low > 0")
             continue
         step = spec.get("step")
-        if step is not None and (not isinstance(step, number) or step <= 0 or (log_scale and step)):
+        if step is not None and (not isinstance(step, number) or isinstance(step, bool) or not math.isfinite(step)
+                                 or step <= 0 or log_scale):
             bad("step must be a positive number and cannot be combined with log")
             continue
         entry = {"type": kind, "low": low if kind == "int" else float(low),
@@ -100,8 +110,8 @@ def parse_space(text_or_mapping: Any) -> dict[str, dict[str, Any]]:
             entry["step"] = step
         if spec.get("values") is not None:
             values = spec["values"]
-            if not isinstance(values, list) or not values or any(not (low <= v <= high) for v in values
-                                                                  if isinstance(v, (int, float))):
+            if not isinstance(values, list) or not values or any(
+                    not isinstance(v, number) or isinstance(v, bool) or not (low <= v <= high) for v in values):
                 bad("values (grid points) must be a non-empty list inside [low, high]")
                 continue
             entry["values"] = values
@@ -126,6 +136,8 @@ def validate_space(base_config_yaml: str, space: dict[str, dict[str, Any]], *, d
     base config's own problems are reported with path `base_config.<path>`."""
     try:
         base = read_yaml(base_config_yaml)
+        if not isinstance(base, dict):
+            raise SpaceError([{"path": "base_config", "message": "the base config must be a YAML mapping"}])
         resolve_config(config=base, data_path=data_path, data_kind=data_kind)
     except ConfigError as error:
         raise SpaceError([{"path": "base_config", "message": e["message"]} for e in error.as_list()]) from None

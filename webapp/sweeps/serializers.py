@@ -4,6 +4,8 @@ from webapp.runs.models import Run
 
 from .models import Sweep, Trial
 
+MAX_ID = 2**62  # ids beyond SQLite's integers are refused, not a 500
+
 
 class TrialSerializer(serializers.ModelSerializer):
     run_name = serializers.CharField(source="run.name", read_only=True, default=None)
@@ -109,8 +111,8 @@ class SweepDetailSerializer(SweepSerializer):
 
 class SweepCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    dataset = serializers.IntegerField()
-    team = serializers.IntegerField(required=False, allow_null=True)
+    dataset = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    team = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
     base_config_yaml = serializers.CharField(trim_whitespace=False, help_text="The base config (YAML).")
     search_space_yaml = serializers.CharField(
         trim_whitespace=False, required=False,
@@ -121,12 +123,12 @@ class SweepCreateSerializer(serializers.Serializer):
     metric = serializers.CharField(max_length=100, default="val/qa_cosine")
     direction = serializers.ChoiceField(choices=Sweep.Direction.choices, default=Sweep.Direction.MAXIMIZE)
     budget = serializers.IntegerField(min_value=1, max_value=10_000, default=10)
-    parallelism = serializers.IntegerField(min_value=1, max_value=1000, default=1)
+    parallelism = serializers.IntegerField(min_value=1, max_value=64, default=1)
     queue = serializers.ChoiceField(choices=Run.Queue.choices, default=Run.Queue.CPU)
     pruning = serializers.BooleanField(default=True)
-    pruner_startup_trials = serializers.IntegerField(min_value=0, default=5)
-    pruner_warmup_steps = serializers.IntegerField(min_value=0, default=0)
-    seed = serializers.IntegerField(default=0)
+    pruner_startup_trials = serializers.IntegerField(min_value=0, max_value=10_000, default=5)
+    pruner_warmup_steps = serializers.IntegerField(min_value=0, max_value=10_000_000, default=0)
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
 
     def validate(self, attrs):
         if not attrs.get("search_space_yaml") and not attrs.get("search_space"):
@@ -138,7 +140,7 @@ class SweepValidateSerializer(serializers.Serializer):
     base_config_yaml = serializers.CharField(trim_whitespace=False)
     search_space_yaml = serializers.CharField(trim_whitespace=False)
     method = serializers.ChoiceField(choices=Sweep.Method.choices, default=Sweep.Method.TPE)
-    dataset = serializers.IntegerField(required=False, allow_null=True,
+    dataset = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID,
                                        help_text="Validate against this dataset (its kind) when given.")
     queue = serializers.ChoiceField(choices=Run.Queue.choices, required=False,
                                     help_text="Also return the base config's pre-flight estimate on this queue.")

@@ -33,7 +33,7 @@ class NewSweepForm(forms.Form):
     metric = forms.CharField(max_length=100, initial="val/qa_cosine")
     direction = forms.ChoiceField(choices=Sweep.Direction.choices, initial=Sweep.Direction.MAXIMIZE)
     budget = forms.IntegerField(min_value=1, max_value=10_000, initial=10)
-    parallelism = forms.IntegerField(min_value=1, max_value=1000, initial=2)
+    parallelism = forms.IntegerField(min_value=1, max_value=64, initial=2)
     pruning = forms.BooleanField(required=False, initial=True, label="Median pruning")
 
     def __init__(self, *args, user, **kwargs):
