@@ -75,3 +75,31 @@ def space_weights(spaces: Iterable[str], teacher_weights: dict[str, float]) -> d
     if total <= 0:
         return {space: 0.0 for space in spaces}
     return {space: (value / total if math.isfinite(value) and value > 0 else 0.0) for space, value in raw.items()}
+
+
+class PerSpaceLoss(Loss):
+    """A distillation term: ``compute`` in each teacher space, combined by the teacher weights."""
+
+    def __init__(self, spaces: list[str]):
+        super().__init__()
+        if not spaces:
+            raise ValueError(f"{self.name} needs at least one teacher space")
+        self.spaces = list(spaces)
+
+    def forward(self, inputs: LossInputs) -> torch.Tensor:
+        weights = space_weights(self.spaces, inputs.teacher_weights)
+        total = zero_like_graph(inputs.prediction)
+        for space in self.spaces:
+            prediction, target = self._pair(inputs, space)
+            if weights[space] > 0:
+                total = total + weights[space] * self.compute(prediction, target)
+        return total
+
+    def _pair(self, inputs: LossInputs, space: str) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            return inputs.predictions[space], inputs.targets[space]
+        except KeyError:
+            raise KeyError(
+                f"{self.name}: space `{space}` is missing from the loss inputs "
+                f"(predictions: {sorted(inputs.predictions)}, targets: {sorted(inputs.targets)})"
+            ) from None

@@ -1,10 +1,10 @@
 import torch
 import torch.nn.functional as F
 
-from .base import Loss, LossInputs, space_weights, zero_like_graph
+from .base import PerSpaceLoss
 
 
-class DistillRegressionLoss(Loss):
+class DistillRegressionLoss(PerSpaceLoss):
     """Pull each teacher head's prediction onto that teacher's embedding of the target.
 
     For one space s (``compute``), with head prediction h_s and teacher target t_s:
@@ -21,20 +21,8 @@ class DistillRegressionLoss(Loss):
     name = "distill_regression"
 
     def __init__(self, spaces: list[str], mse_weight: float = 0.0):
-        super().__init__()
-        if not spaces:
-            raise ValueError("distill_regression needs at least one teacher space")
-        self.spaces = list(spaces)
+        super().__init__(spaces)
         self.mse_weight = mse_weight
-
-    def forward(self, inputs: LossInputs) -> torch.Tensor:
-        weights = space_weights(self.spaces, inputs.teacher_weights)
-        total = zero_like_graph(inputs.prediction)
-        for space in self.spaces:
-            prediction, target = _pair(inputs, space, self.name)
-            if weights[space] > 0:
-                total = total + weights[space] * self.compute(prediction, target)
-        return total
 
     def compute(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         loss = (1.0 - F.cosine_similarity(prediction, target, dim=-1)).mean()
@@ -45,12 +33,3 @@ class DistillRegressionLoss(Loss):
     def get_config_dict(self) -> dict:
         return {"spaces": self.spaces, "mse_weight": self.mse_weight}
 
-
-def _pair(inputs: LossInputs, space: str, term: str) -> tuple[torch.Tensor, torch.Tensor]:
-    try:
-        return inputs.predictions[space], inputs.targets[space]
-    except KeyError:
-        raise KeyError(
-            f"{term}: space `{space}` is missing from the loss inputs "
-            f"(predictions: {sorted(inputs.predictions)}, targets: {sorted(inputs.targets)})"
-        ) from None

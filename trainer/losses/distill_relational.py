@@ -1,11 +1,10 @@
 import torch
 import torch.nn.functional as F
 
-from .base import Loss, LossInputs, cosine_matrix, space_weights, zero_like_graph
-from .distill_regression import _pair
+from .base import PerSpaceLoss, cosine_matrix, zero_like_graph
 
 
-class DistillRelationalLoss(Loss):
+class DistillRelationalLoss(PerSpaceLoss):
     """Match the student's in-batch similarity structure to each teacher's.
 
     For one space s (``compute``), with head predictions h and teacher targets t, both
@@ -30,20 +29,8 @@ class DistillRelationalLoss(Loss):
     name = "distill_relational"
 
     def __init__(self, spaces: list[str], temperature: float = 0.1):
-        super().__init__()
-        if not spaces:
-            raise ValueError("distill_relational needs at least one teacher space")
-        self.spaces = list(spaces)
+        super().__init__(spaces)
         self.temperature = temperature
-
-    def forward(self, inputs: LossInputs) -> torch.Tensor:
-        weights = space_weights(self.spaces, inputs.teacher_weights)
-        total = zero_like_graph(inputs.prediction)
-        for space in self.spaces:
-            prediction, target = _pair(inputs, space, self.name)
-            if weights[space] > 0:
-                total = total + weights[space] * self.compute(prediction, target)
-        return total
 
     def compute(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         batch = prediction.shape[0]
