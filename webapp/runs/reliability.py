@@ -273,6 +273,10 @@ def _announce(run: Run, reaped: Reaped) -> Reaped:
         live.send_to_run(run.pk, run.status_message())
     except Exception:  # the page reloads the status over REST after a reconnect
         log.exception("could not announce run %s", run.pk)
+    if run.is_finished:  # a sweep whose trial ended here queues its next trial
+        from webapp.sweeps.hooks import on_run_end
+
+        on_run_end(run.pk)
     return reaped
 
 
