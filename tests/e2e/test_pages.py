@@ -120,7 +120,7 @@ def test_it_queues_a_valid_config_and_opens_the_run(
     assert response.status_code == 302
     assert response["Location"] == reverse("pages:run_detail", kwargs={"run_id": run.pk})
     assert (run.name, run.queue, run.status, run.seed) == ("good", "gpu", "queued", 7)
-    assert sent == [(run.pk, "gpu", run.task_id)]
+    assert sent == [(run.pk, "gpu", run.task_id, 5)]
 
 
 def test_it_offers_stored_datasets_and_validation_endpoint_on_the_new_run_form(client, signed_in, make_dataset):

@@ -38,7 +38,7 @@ def test_it_queues_a_run_and_enqueues_after_commit(api_client, alice, make_datas
     body = response.json()
     assert body["status"] == "queued" and body["queue_position"] == 1 and body["tags"] == ["demo"]
     run = Run.objects.get(pk=body["id"])
-    assert len(callbacks) == 1 and sent == [(run.pk, "cpu", run.task_id)]
+    assert len(callbacks) == 1 and sent == [(run.pk, "cpu", run.task_id, 5)]
     assert run.config["data"] == {"path": dataset.file.name, "kind": "dialogue", "max_rows": 1_000_000,
                                   "max_bytes": 512 * 1024 * 1024}
     assert run.seed == 3 and run.dataset_sha256 == dataset.sha256 and run.teachers[0]["name"] == "minilm"

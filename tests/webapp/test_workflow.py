@@ -124,7 +124,7 @@ def test_it_reruns_on_another_queue(api_client, finished_run, sent, django_captu
     assert body["source_run"] == finished_run.pk and body["tags"] == ["sweep"] and body["name"] == "base (re-run)"
     new = Run.objects.get(pk=body["id"])
     assert new.config == finished_run.config and new.dataset == finished_run.dataset
-    assert sent[-1] == (new.pk, "cpu", new.task_id)
+    assert sent[-1] == (new.pk, "cpu", new.task_id, 5)
 
 
 def test_a_rerun_keeps_the_queue_unless_told_and_checks_it(api_client, finished_run, sent):

@@ -40,6 +40,8 @@ class NewRunForm(forms.Form):
         widget=forms.Textarea(attrs={"class": "code", "spellcheck": "false", "rows": 24}),
     )
     queue = forms.ChoiceField(choices=[(queue, queue.upper()) for queue in Run.Queue.values], initial=Run.Queue.CPU)
+    priority = forms.IntegerField(min_value=0, max_value=9, initial=5, required=False,
+                                  help_text="0–9: within the queue a higher priority starts first.")
     # Set when the form was opened from a run's "Fork" button: the new run records it.
     source_run = forms.ModelChoiceField(queryset=Run.objects.none(), required=False, widget=forms.HiddenInput)
 

@@ -46,6 +46,7 @@ def new_run(request):
             run = queue_run(
                 request.user, name=data["name"], dataset=data["dataset"],
                 config_yaml=data["config_yaml"], queue=data["queue"], source_config=data["stored_config"],
+                priority=5 if data["priority"] is None else data["priority"],
                 source_run=data["source_run"],
             )
         except ConfigRejected as error:

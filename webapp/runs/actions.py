@@ -39,17 +39,25 @@ class WrongTeam(ValueError):
     """The run's team is not its dataset's team: members would see a run of data they cannot."""
 
 
-def send_run_task(run_id: int, queue: str, task_id: str) -> None:
-    """Enqueue by name: the web process never imports the worker's tasks (or torch)."""
+def send_run_task(run_id: int, queue: str, task_id: str, priority: int = 5) -> None:
+    """Enqueue by name: the web process never imports the worker's tasks (or torch).
+
+    Celery's Redis transport serves priority 0 first; a run's priority counts the other way
+    (9 is the most urgent), so it is flipped here, in one place."""
     from worker.celery import app
 
-    app.send_task(TASK_NAME, args=[run_id], queue=queue, task_id=task_id)
+    app.send_task(TASK_NAME, args=[run_id], queue=queue, task_id=task_id, priority=celery_priority(priority))
+
+
+def celery_priority(run_priority: int) -> int:
+    return 9 - max(0, min(9, run_priority))
 
 
 def queue_run(
     user, name: str, dataset: Dataset, config_yaml: Optional[str] = None, config: Optional[dict] = None,
     queue: str = Run.Queue.CPU, *, tags: Optional[list[str]] = None, notes: str = "",
     source_config: Optional[Config] = None, team: Optional[Team] = None, source_run: Optional[Run] = None,
+    priority: int = 5,
 ) -> Run:
     """Validate the config against the dataset and queue a run; ConfigRejected if invalid.
 
@@ -59,6 +67,8 @@ def queue_run(
     """
     if queue not in Run.Queue.values:
         raise ValueError(f"queue must be one of {Run.Queue.values}")
+    if not 0 <= priority <= 9:
+        raise ValueError("priority must be between 0 and 9")
     if team is not None and dataset.team_id is not None and team.pk != dataset.team_id:
         raise WrongTeam(f"dataset #{dataset.pk} belongs to team `{dataset.team}`, not `{team}`")
     parsed = resolve_config(config_yaml, config, data_path=dataset.file.name, data_kind=dataset.kind)
@@ -73,21 +83,21 @@ def queue_run(
             name=name or parsed.name or f"{dataset.name} {timezone.now():%Y-%m-%d %H:%M}",
             owner=user, team=team or dataset.team, dataset=dataset, source_config=source_config,
             source_run=source_run, config=snapshot,
-            config_yaml=parsed.to_yaml(), queue=queue, task_id=task_id, notes=notes,
+            config_yaml=parsed.to_yaml(), queue=queue, priority=priority, task_id=task_id, notes=notes,
             seed=parsed.seed, dataset_sha256=dataset.sha256,
             teachers=[teacher.model_dump(mode="json") for teacher in parsed.teachers],
         )
         if tags:
             run.set_tags(tags)
-        transaction.on_commit(lambda: _enqueue(run.pk, run.queue, task_id))
+        transaction.on_commit(lambda: _enqueue(run.pk, run.queue, task_id, run.priority))
     if not transaction.get_connection().in_atomic_block:
         run.refresh_from_db()  # the enqueue has run: a broker failure shows in the status
     return run
 
 
-def _enqueue(run_id: int, queue: str, task_id: str) -> None:
+def _enqueue(run_id: int, queue: str, task_id: str, priority: int = 5) -> None:
     try:
-        send_run_task(run_id, queue, task_id)
+        send_run_task(run_id, queue, task_id, priority)
     except Exception as error:  # broker down: say so on the run instead of leaving it queued forever
         log.exception("could not queue run %s", run_id)
         Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
@@ -123,7 +133,7 @@ def rerun_run(user, run: Run, queue: Optional[str] = None) -> Run:
     the new run records ``run`` as its source and keeps its tags."""
     return queue_run(
         user, f"{run.name} (re-run)"[:200], run.dataset, config_yaml=run.config_yaml, queue=queue or run.queue,
-        tags=run.tag_names, source_config=run.source_config, team=run.team, source_run=run,
+        priority=run.priority, tags=run.tag_names, source_config=run.source_config, team=run.team, source_run=run,
     )
 
 

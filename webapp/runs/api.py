@@ -121,7 +121,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         try:
             run = queue_run(
                 request.user, data.get("name", ""), dataset, config_yaml=data.get("config_yaml"),
-                config=data.get("config"), queue=data["queue"], tags=data.get("tags"), notes=data.get("notes", ""),
+                config=data.get("config"), queue=data["queue"], priority=data["priority"], tags=data.get("tags"), notes=data.get("notes", ""),
                 source_config=source, team=team, source_run=source_run,
             )
         except ConfigRejected as error:

@@ -4,7 +4,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 
 from webapp.datasets.models import Dataset
 from webapp.teams.models import default_team_id, team_scope
@@ -46,6 +48,9 @@ class Run(models.Model):
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     queue = models.CharField(max_length=8, choices=Queue.choices, default=Queue.CPU)
+    priority = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(0), MaxValueValidator(9)],
+        help_text="0–9: within its queue, a higher priority starts first (ties: first submitted first).")
     task_id = models.CharField(max_length=64, blank=True)
     worker_host = models.CharField(max_length=255, blank=True)
     device = models.CharField(max_length=64, blank=True)
@@ -106,7 +111,8 @@ class Run(models.Model):
         """1 for the next run its queue will start, None once it is not queued."""
         if self.status != self.Status.QUEUED:
             return None
-        return Run.objects.filter(status=self.Status.QUEUED, queue=self.queue, pk__lt=self.pk).count() + 1
+        ahead = Q(priority__gt=self.priority) | Q(priority=self.priority, pk__lt=self.pk)
+        return Run.objects.filter(ahead, status=self.Status.QUEUED, queue=self.queue).count() + 1
 
     def time_to_start_s(self) -> Optional[float]:
         """Seconds from submission to the first worker picking the run up (None until then)."""

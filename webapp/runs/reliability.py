@@ -262,7 +262,8 @@ def requeue_interrupted(run: Run, error: str, send: Optional[Callable[[int, str,
 def _send_task(run_id: int, queue: str, task_id: str) -> None:
     from .actions import send_run_task
 
-    send_run_task(run_id, queue, task_id)
+    priority = Run.objects.filter(pk=run_id).values_list("priority", flat=True).first()
+    send_run_task(run_id, queue, task_id, 5 if priority is None else priority)
 
 
 def _announce(run: Run, reaped: Reaped) -> Reaped:

@@ -16,7 +16,7 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = [
-            "id", "name", "status", "queue", "queue_position", "time_to_start_s", "attempt", "dataset", "dataset_name", "config", "config_yaml",
+            "id", "name", "status", "queue", "priority", "queue_position", "time_to_start_s", "attempt", "dataset", "dataset_name", "config", "config_yaml",
             "source_config", "source_run", "team", "team_name", "is_baseline", "created_at", "started_at", "finished_at", "error", "summary", "last_step",
             "total_steps", "tags", "notes", "cancel_requested", "worker_host", "device", "owner",
             "seed", "dataset_sha256", "teachers", "package_versions", "code_version",
@@ -40,6 +40,8 @@ class RunCreateSerializer(serializers.Serializer):
                                         help_text="The config as YAML text; or give `config`.")
     config = serializers.DictField(required=False, help_text="The config as an object; or give `config_yaml`.")
     queue = serializers.ChoiceField(choices=Run.Queue.choices, default=Run.Queue.CPU)
+    priority = serializers.IntegerField(min_value=0, max_value=9, default=5,
+                                        help_text="0–9; within the queue a higher priority starts first.")
     tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
     notes = serializers.CharField(required=False, allow_blank=True)
     source_config = serializers.IntegerField(required=False, allow_null=True)
