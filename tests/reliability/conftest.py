@@ -40,9 +40,21 @@ print(run.pk)
 
 
 @pytest.fixture(scope="module")
-def reliability_env(tmp_path_factory, redis_server):
+def reliability_redis(tmp_path_factory):
+    """A Redis of these tests' own: the session's Redis also feeds the shared platform worker,
+    which would take (and, finding the run absent from its own database, drop) a re-queued run."""
+    from webapp.redis_server import start_redis
+
+    server = start_redis(tmp_path_factory.mktemp("reliability_redis"), persist=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def reliability_env(tmp_path_factory, reliability_redis):
     from tests.trainer.tiny_models import build_tiny_teachers
 
+    redis_server = reliability_redis
     var = tmp_path_factory.mktemp("reliability_var")
     env = dict(os.environ)
     # PostgreSQL when the suite runs on it (scripts/with_postgres.sh): the services use the
