@@ -84,6 +84,15 @@ def test_it_shows_run_detail_with_charts_log_checkpoints_and_reproducibility(cli
     assert 'id="cancel"' not in html  # a finished run has nothing to cancel
 
 
+def test_it_shows_priority_and_the_measured_time_to_start(client, signed_in, make_dataset):
+    from datetime import timedelta
+
+    run = make_run(signed_in, make_dataset(signed_in), status=Run.Status.RUNNING)
+    Run.objects.filter(pk=run.pk).update(priority=8, started_at=run.created_at + timedelta(seconds=2.5))
+    html = client.get(reverse("pages:run_detail", kwargs={"run_id": run.pk})).content.decode()
+    assert "priority 8" in html and '<span id="time-to-start">2.5</span> s after submission' in html
+
+
 def test_it_hides_other_users_runs_and_datasets(client, signed_in, bob, make_dataset):
     dataset = make_dataset(bob)
     run = make_run(bob, dataset)
