@@ -30,6 +30,8 @@ def send_to_run(run_id: int, message: dict[str, Any]) -> bool:
     try:
         async_to_sync(layer.group_send)(run_group(run_id), {"type": "run.event", "event": message})
         return True
-    except Exception:  # a Redis hiccup must not fail a training run
-        log.warning("could not push %s for run %s to the channel layer", message.get("type"), run_id, exc_info=True)
+    except Exception as error:  # a Redis hiccup must not fail a training run
+        # One line per failed push, not a traceback: while Redis is away every event fails.
+        log.warning("could not push %s for run %s to the channel layer: %s: %s",
+                    message.get("type"), run_id, type(error).__name__, error)
         return False
