@@ -15,6 +15,13 @@ from webapp.runs.models import Checkpoint, Run
 from worker.inspect_tasks import compute_inspection
 
 
+@pytest.fixture(autouse=True)
+def keep_the_test_connection(monkeypatch):
+    """The task closes stale connections, as a worker living for days must; called inside a
+    test's transaction that would close the test's own connection (PostgreSQL closes it)."""
+    monkeypatch.setattr("worker.inspect_tasks.close_old_connections", lambda: None)
+
+
 @pytest.fixture
 def sent(monkeypatch):
     """Tasks sent to the queue (nothing reaches a broker): [(inspection id, queue)]."""
