@@ -79,6 +79,11 @@ class TrainConfig(_Strict):
     )
     monitor: str = Field("val/qa_cosine", description="Metric that early stopping and `best` follow (higher is better).")
     max_steps: Optional[int] = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    max_minutes: Optional[float] = Field(
+        None, gt=0, le=525_600,
+        description="Time budget: after this many minutes of training (resumes included) the run evaluates, "
+        "checkpoints and ends `succeeded`.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the cube trains.")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast for the forward pass.")
     compile: bool = Field(False, description="Wrap the cube in torch.compile.")

@@ -74,6 +74,7 @@ class RunState:
     best: float = -math.inf
     best_step: int = 0
     flat_evals: int = 0
+    train_seconds: float = 0.0  # wall time spent in the training loop, summed over resumes
     teacher_weights: dict[str, float] = field(default_factory=dict)
     last_eval: dict[str, float] = field(default_factory=dict)
 
@@ -232,6 +233,8 @@ def train(
     eval_every = cfg.eval_every or run.batches_per_epoch
     checkpoint_every = cfg.checkpoint_every or run.batches_per_epoch
     window_start, window_samples = time.perf_counter(), 0
+    budget_s = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
+    clock = time.perf_counter()
 
     def end(status: str, reason: str) -> RunEnd:
         summary = dict(state.last_eval) | {"best/" + cfg.monitor: state.best, "best/step": float(state.best_step)}
@@ -260,11 +263,21 @@ def train(
                 metrics |= {f"train/loss/{name}": value.item() for name, value in parts.items()}
                 run.emit(StepEnd(step=state.step, epoch=state.epoch, metrics=metrics))
                 window_start, window_samples = time.perf_counter(), 0
-            if state.step % eval_every == 0 or state.step == run.total_steps:
+            evaluated = state.step % eval_every == 0 or state.step == run.total_steps
+            if evaluated:
                 if _evaluate_and_track(run):
                     return end("succeeded", f"early stopping at step {state.step}")
             elif state.step % checkpoint_every == 0:
                 run.checkpoint()
+            now = time.perf_counter()
+            state.train_seconds, clock = state.train_seconds + (now - clock), now
+            if state.train_seconds >= budget_s and state.step < run.total_steps:
+                if not evaluated:  # the run ends with fresh validation metrics and a checkpoint
+                    _evaluate_and_track(run)
+                if run.last_checkpoint is None or not run.last_checkpoint.endswith(f"step-{state.step:07d}"):
+                    run.checkpoint()
+                run.emit(LogMessage("info", f"time budget of {cfg.max_minutes:g} min reached at step {state.step}"))
+                return end("succeeded", f"time budget of {cfg.max_minutes:g} min reached at step {state.step}")
         if state.batch >= run.batches_per_epoch:
             state.epoch, state.batch = state.epoch + 1, 0
     return end("succeeded", "completed")

@@ -130,3 +130,44 @@ def test_a_mismatched_cube_fails_before_training(tmp_path):
     with pytest.raises(Exception) as caught:
         train(make_config(data))  # lattice 2×2×4 = 16 cells, 24-D vectors
     assert "16 cells cannot hold 24-D vectors" in str(caught.value)
+
+
+class FakeClock:
+    """Ten seconds pass at every reading: a time budget is reached after a known number of readings."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 10.0
+        return self.now
+
+
+def test_a_time_budget_ends_the_run_succeeded_with_fresh_metrics_and_a_checkpoint(vectors, tmp_path, monkeypatch):
+    import trainer.loop
+
+    monkeypatch.setattr(trainer.loop, "time", FakeClock())
+    config = make_config(vectors, train={"epochs": 50, "batch_size": 16, "eval_every": 1000, "max_minutes": 1})
+    recorder = Recorder()
+    result = train(config, out_dir=tmp_path, callbacks=[recorder])
+
+    total = recorder.of("start")[0].total_steps
+    assert result.status == "succeeded" and 0 < result.step < total
+    assert result.reason == f"time budget of 1 min reached at step {result.step}"
+    # Validation ran at the stopping step (not only at a scheduled eval), and the run saved there once.
+    assert [event.step for event in recorder.of("eval")] == [result.step]
+    assert [event.step for event in recorder.of("checkpoint")] == [result.step]
+    spent = load_checkpoint(result.checkpoint).state["run"]["train_seconds"]
+    assert spent >= 60
+
+    # The budget counts across resumes: a resumed run with the budget spent stops after one step.
+    resumed = train(config, out_dir=tmp_path / "again", resume=result.checkpoint)
+    assert resumed.status == "succeeded" and resumed.step == result.step + 1
+
+
+def test_without_a_time_budget_the_run_completes(vectors, monkeypatch):
+    import trainer.loop
+
+    monkeypatch.setattr(trainer.loop, "time", FakeClock())
+    result = train(make_config(vectors, train={"epochs": 2, "batch_size": 16}))
+    assert result.status == "succeeded" and result.reason == "completed"
