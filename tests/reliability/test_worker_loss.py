@@ -18,6 +18,10 @@ from tests.reliability.conftest import tiny_config
 pytestmark = pytest.mark.slow
 
 
+# Long enough that a fast machine is still mid-run when the test kills its worker at step 10.
+LONG_EPOCHS = 100
+
+
 def run_row(db_rows, run_id):
     return dict(zip(("status", "attempt", "last_step", "total_steps", "resume_from", "error"),
                     db_rows("SELECT status, attempt, last_step, total_steps, resume_from, error FROM runs_run "
@@ -27,7 +31,7 @@ def run_row(db_rows, run_id):
 def test_it_resumes_a_run_whose_worker_was_killed_and_keeps_every_step_once(
         reliability_env, start_worker, submit_run, db_rows):
     first = start_worker("first")
-    run_id = submit_run(tiny_config(reliability_env["teacher"], epochs=40, checkpoint_every=5))
+    run_id = submit_run(tiny_config(reliability_env["teacher"], epochs=LONG_EPOCHS, checkpoint_every=5))
     # Kill once a checkpoint beyond the first exists and the run is well before its end.
     wait_for(lambda: db_rows("SELECT MAX(step) FROM runs_checkpoint WHERE run_id = ?", run_id)[0][0] >= 10,
              240, "a checkpoint at step 10", first, first.log)
@@ -63,7 +67,7 @@ def test_a_frozen_worker_that_comes_back_after_being_reaped_stops_without_writin
     the run was re-queued and resumed elsewhere; the old worker notices at its next step
     that it lost the lease and stops without checkpointing or recording anything."""
     first = start_worker("frozen")
-    run_id = submit_run(tiny_config(reliability_env["teacher"], epochs=40, checkpoint_every=5))
+    run_id = submit_run(tiny_config(reliability_env["teacher"], epochs=LONG_EPOCHS, checkpoint_every=5))
     wait_for(lambda: db_rows("SELECT MAX(step) FROM runs_checkpoint WHERE run_id = ?", run_id)[0][0] >= 10,
              240, "a checkpoint at step 10", first, first.log)
     os.kill(first.pid, signal.SIGSTOP)
@@ -90,7 +94,7 @@ def test_a_worker_stopped_for_a_deploy_hands_its_run_to_the_next_worker(
     """SIGTERM (docker stop, an upgrade): the run checkpoints, goes back to the queue, and the
     next worker resumes it; the history stays exact."""
     first = start_worker("deployed")
-    run_id = submit_run(tiny_config(reliability_env["teacher"], epochs=40, checkpoint_every=50))
+    run_id = submit_run(tiny_config(reliability_env["teacher"], epochs=LONG_EPOCHS, checkpoint_every=50))
     wait_for(lambda: run_row(db_rows, run_id)["last_step"] >= 10, 240, "step 10", first, first.log)
     first.terminate()
     assert first.wait(60) == 0
