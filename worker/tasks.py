@@ -116,7 +116,7 @@ def _train_claimed(run_id: int, attempt: int, heartbeat: Heartbeat) -> Optional[
         recorded = requeue_after_shutdown(run_id, attempt, "the worker shut down; the last checkpoint resumes the run")
         live.send_to_run(run_id, Run.objects.get(pk=run_id).status_message())
         return Run.Status.INTERRUPTED if recorded else None
-    return _finish(run_id, status, error, summary=result.summary, attempt=attempt)
+    return _finish(run_id, status, error, summary=result.summary, attempt=attempt, reason=result.reason)
 
 
 class LeaseLost(Exception):
@@ -187,11 +187,11 @@ def _claim(run_id: int) -> Optional[int]:
 
 
 def _finish(run_id: int, status: str, error: str = "", summary: Optional[dict] = None,
-            attempt: Optional[int] = None) -> Optional[str]:
+            attempt: Optional[int] = None, reason: str = "") -> Optional[str]:
     numbers = {k: v for k, v in (summary or {}).items() if is_number(v)}  # JSON has no NaN or inf
     # Only this attempt's running run is ended here: a concurrent operator action or a newer
     # attempt is not overwritten, and an accepted cancel turns `succeeded` into `cancelled`.
-    recorded = finish_run(run_id, attempt, status, error, summary=numbers or None)
+    recorded = finish_run(run_id, attempt, status, error, summary=numbers or None, reason=reason)
     run = Run.objects.get(pk=run_id)
     live.send_to_run(run_id, run.status_message())
     return recorded or run.status

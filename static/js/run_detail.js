@@ -262,6 +262,14 @@
     }
     const cancel = document.getElementById("cancel");
     if (cancel) cancel.hidden = FINISHED.includes(status);
+    // Why it ended ("completed", "pruned", "cancelled by carol"): the REST answer calls it
+    // end_reason, the status message reason; shown once the run has ended.
+    const reason = run.reason || run.end_reason;
+    const endReason = document.getElementById("end-reason");
+    if (reason && FINISHED.includes(status)) {
+      endReason.textContent = reason;
+      endReason.hidden = false;
+    }
     if (run.error) {
       const error = document.getElementById("error");
       error.textContent = run.error;

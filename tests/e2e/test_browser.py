@@ -157,6 +157,7 @@ def test_it_trains_a_run_live_in_the_browser(page, platform_user, celery_worker,
     page.wait_for_selector("#checkpoints a[href*='/download']")
     page.wait_for_function("document.getElementById('connection').textContent === 'run finished'")
     assert page.is_hidden("#cancel")
+    assert page.inner_text("#end-reason") == f"time budget of 1 min reached at step {run['last_step']}"
     assert "torch==" in page.inner_text("#repro-packages")  # recorded by the worker, shown live
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -177,6 +178,8 @@ def test_it_cancels_a_running_run_from_its_page(page, platform_user, celery_work
     page.click("#cancel")  # a POST to the API with the page's CSRF token
     page.wait_for_function("document.getElementById('status').textContent === 'cancelled'", timeout=60_000)
     assert page.is_hidden("#cancel")
+    page.wait_for_selector("#end-reason", state="visible")
+    assert page.inner_text("#end-reason") == f"cancelled by {platform_user.username}"
     page.wait_for_selector("#checkpoints a[href*='/download']")  # the run saved where it stopped
     # The list updates itself (it polls the API): no reload.
     runs_list.wait_for_function(f"document.querySelector(\"{badge}\").textContent === 'cancelled'", timeout=15_000)

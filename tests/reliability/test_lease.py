@@ -124,10 +124,18 @@ def test_a_stale_attempt_cannot_record_its_end(run):
 
 def test_a_cancel_accepted_before_the_end_makes_it_cancelled_never_succeeded(run):
     running(run, 0)
-    cancel_run(run)  # the API said yes: the run is still running, flagged
-    assert finish_run(run.pk, 1, Run.Status.SUCCEEDED, summary={"val/mrr": 0.5}) == "cancelled"
+    cancel_run(run, reason="cancelled by alice")  # the API said yes: the run is still running, flagged
+    cancel_run(run, reason="cancelled by bob")  # a second request changes nothing
+    assert finish_run(run.pk, 1, Run.Status.SUCCEEDED, summary={"val/mrr": 0.5}, reason="completed") == "cancelled"
     run.refresh_from_db()
     assert run.status == "cancelled" and run.summary == {"val/mrr": 0.5} and run.heartbeat_at is None
+    assert run.end_reason == "cancelled by alice"  # who asked, not what the trainer said
+
+
+def test_the_trainer_reason_is_recorded_when_nobody_asked_the_run_to_stop(run):
+    running(run, 0)
+    assert finish_run(run.pk, 1, Run.Status.SUCCEEDED, reason="early stopping at step 40") == "succeeded"
+    assert Run.objects.get(pk=run.pk).end_reason == "early stopping at step 40"
 
 
 def test_a_cancel_arriving_after_the_end_is_refused(run):

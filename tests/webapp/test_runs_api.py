@@ -111,12 +111,14 @@ def test_it_cancels_a_queued_run_at_once(api_client, alice, make_dataset):
     run = make_run(alice, make_dataset(alice))
     body = api_client.post(f"/api/v1/runs/{run.pk}/cancel/").json()
     assert body["status"] == "cancelled" and body["cancel_requested"] is True and body["finished_at"]
+    assert body["end_reason"] == f"cancelled by {alice.username}"
 
 
 def test_it_flags_a_running_run_for_cancellation(api_client, alice, make_dataset):
     run = make_run(alice, make_dataset(alice), Run.Status.RUNNING)
     body = api_client.post(f"/api/v1/runs/{run.pk}/cancel/").json()
     assert body["status"] == "running" and body["cancel_requested"] is True
+    assert body["end_reason"] == f"cancelled by {alice.username}"  # recorded now, kept when the run ends
 
 
 def test_it_refuses_to_cancel_a_finished_run(api_client, alice, make_dataset):

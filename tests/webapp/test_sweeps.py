@@ -224,6 +224,7 @@ def test_it_stops_cancelling_running_trials(alice, make_dataset, sent):
     Run.objects.filter(pk=first.run_id).update(status=Run.Status.RUNNING)
     sweep = stop_sweep(sweep, "cancel")
     assert Run.objects.get(pk=first.run_id).cancel_requested
+    assert Run.objects.get(pk=first.run_id).end_reason == f"stopped with sweep #{sweep.pk}"
     assert Run.objects.get(pk=second.run_id).status == "cancelled"
     Run.objects.filter(pk=first.run_id).update(status=Run.Status.CANCELLED)
     run_ended(first.run_id)
@@ -247,6 +248,7 @@ def test_pruning_sets_the_cancel_flag_and_the_trial_ends_pruned(alice, make_data
     assert trial_evaluated(trial.run_id, 2, {"val/qa_cosine": 0.1})
     run = Run.objects.get(pk=trial.run_id)
     assert run.cancel_requested and LogEntry.objects.filter(run=run, message__contains="pruned").exists()
+    assert run.end_reason == "pruned"
     Run.objects.filter(pk=run.pk).update(status=Run.Status.CANCELLED)  # what the worker records
     run_ended(run.pk)
     trial.refresh_from_db()

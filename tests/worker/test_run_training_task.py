@@ -62,6 +62,7 @@ def test_it_trains_and_records_a_run(queued_run, fake_trainer, messages, setting
     assert run_training(queued_run.pk) == "succeeded"
     run = Run.objects.get(pk=queued_run.pk)
     assert run.status == "succeeded" and run.started_at and run.finished_at and run.error == ""
+    assert run.end_reason == "completed"  # the trainer's reason, kept on the run
     assert run.worker_host and run.device == "cpu" and run.package_versions["python"]
     assert run.summary["val/mrr"] == 0.4 and run.last_step == 3
     assert run.teachers[0]["name"] == "minilm" and run.teachers[0]["identity"].startswith("minilm@")
@@ -97,7 +98,8 @@ def test_it_ends_cancelled_when_should_stop_says_so(queued_run, fake_trainer):
 
     fake_trainer(until_stopped)
     run_training(queued_run.pk)
-    assert Run.objects.get(pk=queued_run.pk).status == "cancelled"
+    run = Run.objects.get(pk=queued_run.pk)
+    assert run.status == "cancelled" and run.end_reason == "cancelled at step 0"
 
 
 def test_a_second_delivery_does_nothing(queued_run, fake_trainer):

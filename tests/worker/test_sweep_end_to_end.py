@@ -99,10 +99,12 @@ def test_a_sweep_runs_to_completion_with_pruning(daphne_server, celery_worker, p
         assert f"sweep:{sweep['id']}" in run["tags"] and run["config"]["train"]["lr"] == trial["params"]["train.lr"]
         if trial["state"] == "pruned":
             assert run["status"] == "cancelled" and trial["reason"] == "pruned" and run["cancel_requested"]
+            assert run["end_reason"] == "pruned"
             status, logs = api_call(daphne_server, f"/api/v1/runs/{trial['run']}/logs/", token)
             entries = logs["results"] if isinstance(logs, dict) and "results" in logs else logs
             assert any("pruned by sweep" in entry["message"] for entry in entries), entries
             assert run["last_step"] < run["total_steps"]  # stopped early
         else:
             assert run["status"] == "succeeded" and isinstance(run["summary"]["val/qa_cosine"], float)
+            assert run["end_reason"] == "completed"
     print(f"\nsweep of 6 trials finished in {elapsed:.1f} s; states {states}")

@@ -106,7 +106,7 @@ def _enqueue(run_id: int, queue: str, task_id: str, priority: int = 5) -> None:
         )
 
 
-def cancel_run(run: Run) -> Run:
+def cancel_run(run: Run, reason: str = "cancelled on request") -> Run:
     """Ask a run to stop. A queued run is cancelled at once; a running one sees the flag in
     ``should_stop()``, saves a checkpoint and ends ``cancelled``. RunFinished if it ended.
 
@@ -115,13 +115,17 @@ def cancel_run(run: Run) -> Run:
     """
     now = timezone.now()
     if Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
-        status=Run.Status.CANCELLED, cancel_requested=True, finished_at=now
+        status=Run.Status.CANCELLED, cancel_requested=True, finished_at=now, end_reason=reason[:200]
     ):
         run.refresh_from_db()
         message = run.status_message()
         transaction.on_commit(lambda: live.send_to_run(run.pk, message))
         return run
-    if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(cancel_requested=True):
+    if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, cancel_requested=False).update(
+            cancel_requested=True, end_reason=reason[:200]):
+        run.refresh_from_db()
+        return run
+    if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).exists():  # asked before: the first reason stays
         run.refresh_from_db()
         return run
     run.refresh_from_db()

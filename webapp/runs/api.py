@@ -197,7 +197,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         """Ask the run to stop; 409 when it has already finished."""
         run = self.get_object()
         try:
-            run = cancel_run(run)
+            run = cancel_run(run, reason=f"cancelled by {request.user.get_username()}")
         except RunFinished as error:
             return Response({"detail": str(error), "status": run.status}, status=status.HTTP_409_CONFLICT)
         return Response(RunSerializer(run).data)

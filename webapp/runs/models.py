@@ -58,6 +58,9 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Why it ended, in words: the trainer's reason ("completed", "early stopping at step 40",
+    # "time budget of 30 min reached at step 900") or who stopped it ("cancelled by carol", "pruned").
+    end_reason = models.CharField(max_length=200, blank=True)
     summary = models.JSONField(default=dict, blank=True)  # latest value of each metric key
     last_step = models.PositiveIntegerField(default=0)  # the live cursor: pages backfill from it
     total_steps = models.PositiveIntegerField(null=True, blank=True)
@@ -138,6 +141,8 @@ class Run(models.Model):
         }
         if self.error:
             message["error"] = self.error
+        if self.end_reason:
+            message["reason"] = self.end_reason
         return message
 
 

@@ -31,7 +31,7 @@ from typing import Callable, Optional
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -132,7 +132,7 @@ class Heartbeat:
 
 
 def finish_run(run_id: int, attempt: Optional[int], status: str, error: str = "",
-               summary: Optional[dict] = None) -> Optional[str]:
+               summary: Optional[dict] = None, reason: str = "") -> Optional[str]:
     """Record the end of this attempt; returns the status stored, or None if the run was not
     this attempt's to end (reaped, or an operator ended it).
 
@@ -140,6 +140,8 @@ def finish_run(run_id: int, attempt: Optional[int], status: str, error: str = ""
     end makes it ``cancelled``. A cancel arriving after the end gets RunFinished (409).
     """
     fields = {"finished_at": timezone.now(), "error": error, "heartbeat_at": None}
+    if reason:  # a reason stored with the cancel request ("pruned", "cancelled by carol") wins
+        fields["end_reason"] = Case(When(end_reason="", then=Value(reason[:200])), default=F("end_reason"))
     if summary:
         current = Run.objects.filter(pk=run_id).values_list("summary", flat=True).first() or {}
         fields["summary"] = {**current, **summary}

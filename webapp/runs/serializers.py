@@ -17,7 +17,7 @@ class RunSerializer(serializers.ModelSerializer):
         model = Run
         fields = [
             "id", "name", "status", "queue", "priority", "queue_position", "time_to_start_s", "attempt", "dataset", "dataset_name", "config", "config_yaml",
-            "source_config", "source_run", "team", "team_name", "is_baseline", "created_at", "started_at", "finished_at", "error", "summary", "last_step",
+            "source_config", "source_run", "team", "team_name", "is_baseline", "created_at", "started_at", "finished_at", "error", "end_reason", "summary", "last_step",
             "total_steps", "tags", "notes", "cancel_requested", "worker_host", "device", "owner",
             "seed", "dataset_sha256", "teachers", "package_versions", "code_version",
         ]

@@ -177,7 +177,8 @@ def trial_evaluated(run_id: int, step: int, metrics: dict[str, float]) -> bool:
                                   n_warmup_steps=sweep.pruner_warmup_steps):
         return False
     with transaction.atomic():
-        if not Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(cancel_requested=True):
+        if not Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(cancel_requested=True,
+                                                                               end_reason="pruned"):
             return False
         Trial.objects.filter(pk=trial.pk).update(reason="pruned")
         LogEntry.objects.create(run_id=run_id, time=time.time(), level="warning",
@@ -204,7 +205,7 @@ def stop_sweep(sweep: Sweep, mode: str = "finish") -> Sweep:
     statuses = [Run.Status.QUEUED] + ([Run.Status.RUNNING, Run.Status.INTERRUPTED] if mode == "cancel" else [])
     for trial in sweep.trials.select_related("run").filter(state=Trial.State.RUNNING, run__status__in=statuses):
         try:
-            cancel_run(trial.run)
+            cancel_run(trial.run, reason=f"stopped with sweep #{sweep.pk}")
         except RunFinished:
             continue
         if not trial.reason:
