@@ -16,6 +16,7 @@ code that only reads cached embeddings never pays for it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import threading
@@ -76,10 +77,12 @@ def _hub_snapshot(name: str, revision: Optional[str]) -> str:
 
 
 def model_identity(folder: str | Path, label: str, revision: Optional[str] = None) -> str:
-    """`label@revision:digest`: digest of config.json plus the names and sizes of the files.
+    """`label@revision:digest`: digest of config.json plus the contents of the weight and
+    tokenizer files.
 
-    Two folders with the same config and the same weight files give the same identity, so
-    a copied model reuses the embedding cache; a retrained one (other sizes or config) does not.
+    Two folders with the same files give the same identity, so a copied model reuses the
+    embedding cache; a fine-tuned one does not, even when its weight files keep their sizes
+    (a fine-tune of the same architecture always does).
     """
     folder = Path(folder)
     digest = hashlib.sha256()
@@ -88,8 +91,20 @@ def model_identity(folder: str | Path, label: str, revision: Optional[str] = Non
         digest.update(config.read_bytes())
     for item in sorted(folder.iterdir()):
         if item.is_file() and (item.suffix in _WEIGHT_SUFFIXES or item.name.startswith("tokenizer") or item.name == "vocab.txt"):
-            digest.update(f"{item.name}:{item.stat().st_size}\n".encode())
+            stat = item.stat()
+            digest.update(f"{item.name}:{_file_digest(str(item.resolve()), stat.st_size, stat.st_mtime_ns)}\n".encode())
     return f"{label}@{revision or 'local'}:{digest.hexdigest()[:16]}"
+
+
+@functools.lru_cache(maxsize=256)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, once per process per (path, size, mtime): hashing a multi-GB
+    checkpoint costs seconds, about what loading it costs anyway."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def pick_device(device: str) -> torch.device:

@@ -128,6 +128,23 @@ def test_it_accepts_a_folder_as_the_name_and_ties_identity_to_the_files(tiny_tea
     assert "/" not in original.identity.split("@")[0]
 
 
+def test_a_fine_tuned_model_with_same_size_weights_gets_a_new_identity(tiny_teacher_dirs, tmp_path):
+    """A fine-tune keeps the architecture, so its weight files keep their sizes: only their
+    contents tell it apart, and the embedding cache must not serve the old model's vectors."""
+    from safetensors.torch import load_file, save_file
+
+    copy = shutil.copytree(tiny_teacher_dirs["bert"], tmp_path / "tiny-bert")
+    before = teachers.model_identity(copy, "tiny")
+    weights_file = next(copy.glob("*.safetensors"))
+    size = weights_file.stat().st_size
+    weights = load_file(str(weights_file))
+    name = next(iter(weights))
+    weights[name] = weights[name] + 0.01  # one "training step"
+    save_file(weights, str(weights_file), metadata={"format": "pt"})
+    assert weights_file.stat().st_size == size
+    assert teachers.model_identity(copy, "tiny") != before
+
+
 def test_it_shows_a_progress_bar_when_asked(tiny_teacher_dirs, capsys):
     teacher = get_teacher(tiny(tiny_teacher_dirs, "bert"))
     teacher.encode(TEXTS, progress=False)
