@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import ConfigError, load_config
+from .config import ConfigError, check_dimension, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +50,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate(args) -> int:
+    from .data import input_dim
+
     config = load_config(args.config, args.overrides, dim=args.dim)
-    print(f"{args.config}: valid ({config.task}, lattice {'×'.join(map(str, config.cube.lattice))})")
+    checked = ""
+    if args.dim is None:  # the data file's header or the first teacher's config tells the dimension
+        dim = input_dim(config)
+        if dim is not None:
+            check_dimension(config, dim)
+            checked = f", checked against {dim}-D inputs"
+    print(f"{args.config}: valid ({config.task}, lattice {'×'.join(map(str, config.cube.lattice))}{checked})")
     return 0
 
 

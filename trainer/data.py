@@ -20,6 +20,24 @@ def data_kind(config: Config) -> str:
     return infer_kind(config.data.path)
 
 
+def input_dim(config: Config) -> Optional[int]:
+    """The embedding dimension the cube will read, known without loading the data or a
+    teacher: a vector file's header, or the first teacher's `config.json`. None when it
+    cannot be told that cheaply (the full load then checks it)."""
+    try:
+        if data_kind(config) == "vectors":
+            from .vectors import vector_dim
+
+            return vector_dim(config.data.path)
+        if not config.teachers:
+            return None
+        from .teachers import resolve_teacher_path, teacher_hidden_size
+
+        return teacher_hidden_size(resolve_teacher_path(config.teachers[0]))
+    except Exception:  # unreadable file, unknown teacher: the full load says what is wrong
+        return None
+
+
 def load_pairs(config: Config, cache_dir: Optional[str | Path] = None, progress: bool = False) -> EmbeddedPairs:
     kind = data_kind(config)
     if kind == "vectors":

@@ -21,7 +21,7 @@ from torch import nn
 from .checkpoint import load_checkpoint, save_checkpoint, write_pointer
 from .config import Config, check_dimension
 from .cube import Cube
-from .data import load_pairs
+from .data import input_dim, load_pairs
 from .distill import TeacherHeads, agreement_weights, head_agreements, initial_teacher_weights
 from .events import Callback, CheckpointSaved, EvalEnd, LogMessage, RunEnd, RunStart, StepEnd, dispatch
 from .losses import LossInputs, build_loss_stack
@@ -221,7 +221,11 @@ def train(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
-    pairs = pairs if pairs is not None else load_pairs(config, cache_dir=cache_dir, progress=progress)
+    if pairs is None:
+        known = input_dim(config)  # a cube that cannot fit fails now, before any teacher encodes
+        if known is not None:
+            check_dimension(config, known)
+        pairs = load_pairs(config, cache_dir=cache_dir, progress=progress)
     check_dimension(config, pairs.input_dim)  # fail before building anything
     run = _Run(config, pairs, out, callbacks)
     if resume is not None:

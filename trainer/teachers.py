@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,22 @@ def _file_digest(path: str, size: int, mtime_ns: int) -> str:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# config.json keys that name a model's hidden size, across BERT, T5, GPT-2 and OPT style configs.
+HIDDEN_SIZE_KEYS = ("hidden_size", "d_model", "dim", "n_embd", "word_embed_proj_dim")
+
+
+def teacher_hidden_size(folder: str | Path) -> Optional[int]:
+    """The embedding size a teacher folder's config.json declares, without loading the model."""
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for key in HIDDEN_SIZE_KEYS:
+        if isinstance(config.get(key), int) and config[key] > 0:
+            return config[key]
+    return None
 
 
 def pick_device(device: str) -> torch.device:

@@ -10,7 +10,9 @@ Accepted layouts (read without pickle):
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -53,6 +55,33 @@ def save_vector_pairs(path: str | Path, questions: torch.Tensor, answers: torch.
     from safetensors.torch import save_file
 
     save_file({"questions": questions.float().contiguous(), "answers": answers.float().contiguous()}, str(path))
+
+
+def vector_dim(path: str | Path) -> Optional[int]:
+    """The vectors' dimension from the file's header alone (no array is read)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            names = set(handle.keys())
+            name = "questions" if "questions" in names else "embeddings" if "embeddings" in names else None
+            return handle.get_slice(name).get_shape()[-1] if name else None
+    if suffix == ".npy":
+        return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[-1])
+    if suffix == ".npz":
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            name = "questions.npy" if "questions.npy" in names else "embeddings.npy" if "embeddings.npy" in names else None
+            if name is None:
+                return None
+            with archive.open(name) as handle:
+                major, _ = np.lib.format.read_magic(handle)
+                read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                shape, _, _ = read_header(handle)
+                return int(shape[-1])
+    return None
 
 
 def _read_arrays(path: Path) -> tuple[torch.Tensor, torch.Tensor]:

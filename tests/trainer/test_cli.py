@@ -75,3 +75,29 @@ def test_training_leaves_django_out_of_the_process(tmp_path):
                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_validate_reads_the_dimension_from_the_data_file_when_no_dim_is_given(tmp_path):
+    import numpy as np
+
+    vectors = make_vector_file(tmp_path / "pairs.safetensors", rows=8, dim=768)
+    np.save(tmp_path / "pairs.npy", np.zeros((8, 2, 768), dtype=np.float32))
+    np.savez(tmp_path / "pairs.npz", questions=np.zeros((8, 768), np.float32), answers=np.zeros((8, 768), np.float32))
+    for data in (vectors, tmp_path / "pairs.npy", tmp_path / "pairs.npz"):
+        config = write_config(tmp_path / "bad.yaml", data, lattice=[8, 8, 8])
+        result = run_cli("validate", str(config))
+        assert result.returncode == 2, (data.name, result.stdout)
+        assert "lattice 8×8×8 = 512 cells cannot hold 768-D vectors exactly" in result.stderr
+        fitting = run_cli("validate", str(write_config(tmp_path / "ok.yaml", data, lattice=[8, 8, 12])))
+        assert fitting.returncode == 0 and "checked against 768-D inputs" in fitting.stdout, fitting.stderr
+
+
+def test_validate_reads_the_dimension_from_the_first_teachers_config(tmp_path, tiny_teacher_dirs):
+    corpus = tmp_path / "faq.jsonl"
+    corpus.write_text('{"question": "a?", "answer": "b"}\n' * 8, encoding="utf-8")
+    config = tmp_path / "text.yaml"
+    config.write_text(yaml.safe_dump({
+        "task": "dialogue", "seed": 0, "cube": {"lattice": [2, 2, 5]}, "train": {"epochs": 1, "batch_size": 4},
+        "data": {"path": str(corpus)}, "teachers": [{"name": "tiny", "path": tiny_teacher_dirs["bert"]}]}))
+    result = run_cli("validate", str(config))  # tiny BERT is 32-D; 20 cells cannot hold it
+    assert result.returncode == 2 and "20 cells cannot hold 32-D vectors" in result.stderr

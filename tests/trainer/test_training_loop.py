@@ -171,3 +171,18 @@ def test_without_a_time_budget_the_run_completes(vectors, monkeypatch):
     monkeypatch.setattr(trainer.loop, "time", FakeClock())
     result = train(make_config(vectors, train={"epochs": 2, "batch_size": 16}))
     assert result.status == "succeeded" and result.reason == "completed"
+
+
+def test_a_cube_that_cannot_fit_the_teacher_fails_before_any_text_is_encoded(tmp_path, tiny_teacher_dirs, monkeypatch):
+    import trainer.loop
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the data were loaded (and the teachers run) before the dimension check")
+
+    monkeypatch.setattr(trainer.loop, "load_pairs", must_not_load)
+    corpus = tmp_path / "faq.jsonl"
+    corpus.write_text('{"question": "a?", "answer": "b"}\n' * 8, encoding="utf-8")
+    config = make_config(corpus, cube={"lattice": [2, 2, 5]},
+                         teachers=[{"name": "tiny", "path": tiny_teacher_dirs["bert"], "device": "cpu"}])
+    with pytest.raises(Exception, match="20 cells cannot hold 32-D vectors"):
+        train(config)
