@@ -8,6 +8,7 @@ Everything the browser, the CLI and a notebook see arrives through `trainer.even
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from contextlib import nullcontext
@@ -186,6 +187,7 @@ class _Run:
 
     def restore(self, path: Path) -> None:
         loaded = load_checkpoint(path)
+        _check_resumable(loaded.state, self.config, self.pairs.sha256, loaded.path)
         self.student.load_state_dict(loaded.model)
         if loaded.optimizer:
             self.optimizer.load_state_dict(loaded.optimizer)
@@ -285,6 +287,38 @@ def train(
         if state.batch >= run.batches_per_epoch:
             state.epoch, state.batch = state.epoch + 1, 0
     return end("succeeded", "completed")
+
+
+# What a checkpoint's weights depend on: the cube's shape and the spaces (teachers) its heads
+# map into. Everything else (steps, losses, lr, epochs, devices) may change on resume.
+_CUBE_SHAPE = ("lattice", "state_dim", "hidden_dim", "cell", "neighbourhood", "projection")
+_TEACHER_SPACE = ("name", "revision", "pooling", "max_length", "normalize")
+
+
+def _model_signature(config: dict) -> dict:
+    cube = config.get("cube") or {}
+    return {
+        "task": config.get("task"),
+        **{f"cube.{key}": _plain(cube.get(key)) for key in _CUBE_SHAPE},
+        "teachers": [{key: teacher.get(key) for key in _TEACHER_SPACE} for teacher in config.get("teachers") or []],
+    }
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _check_resumable(saved: dict, config: Config, data_sha256: str, path) -> None:
+    """ValueError naming what differs when a checkpoint belongs to other data or another model."""
+    problems = []
+    if saved.get("data_sha256") and saved["data_sha256"] != data_sha256:
+        problems.append(f"its data had sha256 {saved['data_sha256'][:12]}…, this run's data {data_sha256[:12]}…")
+    if saved.get("config"):
+        before, now = _model_signature(saved["config"]), _model_signature(config.to_dict())
+        problems += [f"`{key}` was {json.dumps(before[key])}, now {json.dumps(now[key])}"
+                     for key in before if before[key] != now[key]]
+    if problems:
+        raise ValueError(f"cannot resume from {path}: " + "; ".join(problems))
 
 
 def _evaluate_and_track(run: _Run) -> bool:

@@ -186,3 +186,20 @@ def test_a_cube_that_cannot_fit_the_teacher_fails_before_any_text_is_encoded(tmp
                          teachers=[{"name": "tiny", "path": tiny_teacher_dirs["bert"], "device": "cpu"}])
     with pytest.raises(Exception, match="20 cells cannot hold 32-D vectors"):
         train(config)
+
+
+def test_resuming_on_other_data_or_another_cube_shape_is_refused_with_what_differs(vectors, tmp_path):
+    config = make_config(vectors, train={"epochs": 1, "batch_size": 16})
+    checkpoint = train(config, out_dir=tmp_path / "first").checkpoint
+
+    other_data = make_vector_file(tmp_path / "other.safetensors", rows=192, seed=5)
+    with pytest.raises(ValueError, match=r"cannot resume from .*: its data had sha256 \w+…, this run's data"):
+        train(make_config(other_data, train={"epochs": 2, "batch_size": 16}), resume=checkpoint)
+
+    wider = make_config(vectors, cube={"state_dim": 12}, train={"epochs": 2, "batch_size": 16})
+    with pytest.raises(ValueError, match=r"`cube.state_dim` was 8, now 12"):
+        train(wider, resume=checkpoint)
+
+    # What does not shape the weights may change: more epochs, another learning rate, more steps.
+    longer = make_config(vectors, cube={"steps": 3}, train={"epochs": 2, "batch_size": 16, "lr": 0.005})
+    assert train(longer, resume=checkpoint).status == "succeeded"
