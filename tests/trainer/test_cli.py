@@ -101,3 +101,52 @@ def test_validate_reads_the_dimension_from_the_first_teachers_config(tmp_path, t
         "data": {"path": str(corpus)}, "teachers": [{"name": "tiny", "path": tiny_teacher_dirs["bert"]}]}))
     result = run_cli("validate", str(config))  # tiny BERT is 32-D; 20 cells cannot hold it
     assert result.returncode == 2 and "20 cells cannot hold 32-D vectors" in result.stderr
+
+
+METRICS = ("val/qa_cosine", "val/recall@1", "val/recall@5", "val/mrr")
+
+
+def assert_cube_and_baselines_reported(summary: dict) -> None:
+    for metric in METRICS:
+        for prefix in ("", "baseline/identity/", "baseline/linear/"):
+            assert isinstance(summary["metrics"].get(prefix + metric), float), prefix + metric
+
+
+def test_the_worked_example_trains_on_the_demo_text_with_minilm_and_every_task_loss(tmp_path, minilm_available):
+    """docs/training.md's worked example, as written, cut to a few steps."""
+    import pytest
+
+    if not minilm_available:
+        pytest.skip("the MiniLM teacher package is not installed")
+    out = tmp_path / "dialogue"
+    result = run_cli("train", "examples/dialogue.yaml", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+                     "--set", "train.max_steps=3", "--set", "train.eval_every=3", "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "succeeded"
+    for term in ("cosine", "mse", "infonce", "triplet", "distill_relational"):
+        assert f"train/loss/{term}" in summary["metrics"], term
+    assert_cube_and_baselines_reported(summary)
+
+
+def test_the_cli_trains_with_two_tiny_teachers_of_different_sizes(tmp_path, tiny_teacher_dirs):
+    from tests.conftest import dialogue_jsonl
+
+    data = tmp_path / "faq.jsonl"
+    data.write_bytes(dialogue_jsonl(40))
+    config = tmp_path / "two.yaml"
+    config.write_text(yaml.safe_dump({
+        "task": "dialogue", "seed": 0, "data": {"path": str(data)},
+        "cube": {"lattice": [2, 2, 8], "state_dim": 8, "hidden_dim": 16, "steps": 2},  # 32 cells: bert's 32-D
+        "train": {"epochs": 2, "batch_size": 8},
+        "teachers": [{"name": "bert", "path": tiny_teacher_dirs["bert"]},
+                     {"name": "roberta", "path": tiny_teacher_dirs["roberta"]}],  # 48-D, reached by a head
+        "loss": {"infonce": {"weight": 0.2}}, "distill": {"regression_weight": 1.0, "relational_weight": 0.5}}))
+    out = tmp_path / "two"
+    result = run_cli("train", str(config), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "succeeded"
+    for term in ("cosine", "infonce", "distill_regression", "distill_relational"):
+        assert f"train/loss/{term}" in summary["metrics"], term
+    assert_cube_and_baselines_reported(summary)

@@ -64,6 +64,14 @@ def test_three_teachers_of_different_sizes_train_together(dialogue_file, tiny_te
     assert {"val/agreement/roberta", "val/agreement/llama"} <= set(recorder.evals[-1])
     weights = json.loads((tmp_path / "run" / "checkpoints" / "last.json").read_text())
     assert weights["step"] == result.step
+    # Agreement weighting really re-weighted the teachers: the saved weights moved off the prior
+    # (bert 1, roberta 2, llama 1 → 0.25, 0.5, 0.25) and still sum to 1.
+    from trainer.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(result.checkpoint).state["run"]["teacher_weights"]
+    prior = {"bert": 0.25, "roberta": 0.5, "llama": 0.25}
+    assert set(saved) == set(prior) and sum(saved.values()) == pytest.approx(1.0)
+    assert any(abs(saved[name] - prior[name]) > 1e-3 for name in prior), saved
 
 
 def test_a_second_run_reads_the_cache_and_loads_no_teacher(dialogue_file, tiny_teacher_dirs, tmp_path, monkeypatch):
