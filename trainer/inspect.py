@@ -74,19 +74,24 @@ def sample_grid(lattice: Sequence[int], max_cells: int = MAX_CELLS) -> tuple[lis
 
 
 @torch.no_grad()
-def trace_states(student: Student, x: torch.Tensor, channel: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+def trace_states(student: Student, x: torch.Tensor, channel: Optional[int] = None,
+                 strides: Sequence[int] = (1, 1, 1)) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Replays the cube step by step.
 
-    Returns ``values`` (B, T+1, X, Y, Z): each cell's state norm (or ``channel`` of its state),
-    index 0 = the lifted input before step 1; ``outputs`` (B, T+1, dim): index 0 = the input
-    itself, index t = the output read out after step t; and the steps actually run.
+    Returns ``values`` (B, T+1, x, y, z): each kept cell's state norm (or ``channel`` of its
+    state), every ``strides[i]``-th cell along axis i, index 0 = the lifted input before step 1;
+    ``outputs`` (B, T+1, dim): index 0 = the input itself, index t = the output read out after
+    step t; and the steps actually run. Sampling happens at each step, so a huge lattice never
+    holds T+1 full copies of its values.
     """
+    sx, sy, sz = strides
     cube = student.cube
     if channel is not None and not 0 <= channel < cube.config.state_dim:
         raise ValueError(f"channel {channel} is outside the state's 0..{cube.config.state_dim - 1}")
 
     def value(state: torch.Tensor) -> torch.Tensor:
-        return state.norm(dim=-1) if channel is None else state[..., channel]  # (B, X, Y, Z)
+        kept = state[:, ::sx, ::sy, ::sz]  # (B, x, y, z, C)
+        return kept.norm(dim=-1) if channel is None else kept[..., channel].clone()  # (B, x, y, z)
 
     state = cube.embed(x)  # (B, X, Y, Z, C)
     values, outputs, steps_run = [value(state)], [x], 0
@@ -128,15 +133,16 @@ def cube_trace(checkpoint: str | Path, example_indices: Sequence[int], channel: 
         raise ValueError(f"validation examples {bad} are outside 0..{V - 1}")
     rows = inspected.val_idx[list(example_indices)]  # (B,)
     x = data.questions[data.input_space][rows]  # (B, D_in)
-    values, outputs, steps_run = trace_states(student, x, channel)  # (B, T+1, X, Y, Z), (B, T+1, D_in)
-    B, T1 = outputs.shape[:2]
+    lattice = list(student.cube.config.lattice)
+    T1 = student.cube.config.steps + 1
+    strides, axes = sample_grid(lattice, max(1, min(max_cells, max_values // T1)))
+    values, outputs, steps_run = trace_states(student, x, channel, strides)  # (B, T+1, x, y, z), (B, T+1, D_in)
+    B = outputs.shape[0]
     primary = data.primary_space
     mapped = student.heads(outputs.reshape(B * T1, -1))[primary].reshape(B, T1, -1)  # (B, T+1, D_p)
     target = data.answers[primary][rows]  # (B, D_p)
     cosine = F.cosine_similarity(mapped, target[:, None, :], dim=-1)  # (B, T+1)
-    lattice = list(student.cube.config.lattice)
-    strides, axes = sample_grid(lattice, max(1, min(max_cells, max_values // T1)))
-    sampled = values[:, :, :: strides[0], :: strides[1], :: strides[2]]  # (B, T+1, x, y, z)
+    sampled = values  # (B, T+1, x, y, z)
     gx, gy, gz = torch.meshgrid(*(torch.tensor(a) for a in axes), indexing="ij")
     examples = []
     for b, row in enumerate(rows.tolist()):

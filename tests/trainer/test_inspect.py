@@ -57,6 +57,15 @@ def test_a_channel_shows_that_channel_of_the_state(run_dir):
         trace_states(inspected.student, x, channel=8)
 
 
+def test_a_strided_trace_keeps_exactly_the_sub_grid_of_the_full_one(run_dir):
+    inspected = load_inspected(run_dir)
+    x = inspected.pairs.questions["vectors"][inspected.val_idx[:2]]
+    full, _, _ = trace_states(inspected.student, x)  # (2, 4, 2, 2, 4)
+    strided, _, _ = trace_states(inspected.student, x, strides=(1, 2, 3))
+    assert strided.shape == (2, 4, 2, 1, 2)
+    torch.testing.assert_close(strided, full[:, :, ::1, ::2, ::3])
+
+
 def test_large_lattices_are_sampled_on_a_regular_sub_grid(run_dir):
     strides, axes = sample_grid([100, 100, 100], 20_000)
     assert len(axes[0]) * len(axes[1]) * len(axes[2]) <= 20_000
