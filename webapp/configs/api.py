@@ -21,7 +21,8 @@ INVALID = OpenApiExample("invalid", response_only=True, status_codes=["400"],
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List configs", description="Saved configs of your teams, last edited first."),
+    list=extend_schema(summary="List configs", description="Saved configs of your teams, last edited first.",
+                       examples=[CONFIG_EXAMPLE]),
     retrieve=extend_schema(summary="Show a config", examples=[CONFIG_EXAMPLE]),
     create=extend_schema(
         summary="Save a config", description="Validated against the trainer's schema; 400 lists every problem. "
@@ -30,7 +31,9 @@ INVALID = OpenApiExample("invalid", response_only=True, status_codes=["400"],
         examples=[OpenApiExample("save", request_only=True, value={"name": "small cube", "body": BODY}),
                   CONFIG_EXAMPLE, INVALID]),
     update=extend_schema(summary="Replace a config", responses={200: ConfigSerializer, 400: OpenApiTypes.OBJECT},
-                         examples=[CONFIG_EXAMPLE, INVALID]),
+                         examples=[OpenApiExample("replace", request_only=True, value={"name": "small cube",
+                                                                                        "body": BODY}),
+                                   CONFIG_EXAMPLE, INVALID]),
     partial_update=extend_schema(summary="Rename or edit a config",
                                  responses={200: ConfigSerializer, 400: OpenApiTypes.OBJECT},
                                  examples=[OpenApiExample("rename", request_only=True, value={"name": "v2"}),
@@ -100,7 +103,12 @@ class ConfigViewSet(viewsets.ModelViewSet):
 
 
 @extend_schema(summary="Config JSON Schema", description="The trainer's config schema, for editors.",
-               responses={200: OpenApiTypes.OBJECT})
+               responses={200: OpenApiTypes.OBJECT},
+               examples=[OpenApiExample("schema (abridged)", response_only=True, value={
+                   "title": "Config", "type": "object", "additionalProperties": False,
+                   "required": ["task", "seed", "cube", "train", "data"],
+                   "properties": {"task": {"enum": ["autoencoder", "dialogue"], "type": "string"},
+                                  "seed": {"type": "integer"}, "cube": {"$ref": "#/$defs/CubeConfig"}}})])
 @api_view(["GET"])
 def config_schema(request):
     """The trainer's config JSON Schema (for editors and the new-run form)."""

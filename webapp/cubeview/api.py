@@ -12,7 +12,28 @@ cannot see, 409 while the run has no checkpoint.
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+
+PENDING = OpenApiExample("computing", response_only=True, status_codes=["202"], value={
+    "status": "pending", "kind": "cube", "params": {"example": 0, "channel": None, "max_cells": 20000},
+    "checkpoint_step": 120})
+CUBE_READY = OpenApiExample("ready", response_only=True, status_codes=["200"], value={
+    "status": "ready", "kind": "cube", "params": {"example": 0, "channel": None, "max_cells": 20000},
+    "checkpoint_step": 120, "result": {
+        "checkpoint_step": 120, "lattice": [2, 2, 2], "strides": [1, 1, 1], "cells_shown": 8, "cells": 8,
+        "coords": {"x": [0, 0, 0, 0, 1, 1, 1, 1], "y": [0, 0, 1, 1, 0, 0, 1, 1], "z": [0, 1, 0, 1, 0, 1, 0, 1]},
+        "steps": 1, "steps_run": 1, "channel": None, "state_dim": 16, "validation_size": 23,
+        "examples": [{"index": 0, "row": 17, "question": "How do I reset my password?",
+                      "answer": "Use the link on the sign-in page.",
+                      "values": [[1.0, 1.1, 0.9, 1.0, 1.2, 1.0, 0.8, 1.1], [1.3, 1.2, 1.0, 1.1, 1.4, 1.2, 0.9, 1.2]],
+                      "cosine": [0.41, 0.57]}]}})
+PROJECTOR_READY = OpenApiExample("ready", response_only=True, status_codes=["200"], value={
+    "status": "ready", "kind": "projector", "params": {"method": "pca", "components": 2, "max_points": 9999},
+    "checkpoint_step": 120, "result": {
+        "checkpoint_step": 120, "method": "pca", "explained_variance": [0.31, 0.12], "components": 2,
+        "rows": [3, 17], "validation_size": 23, "lines": [0, 1],
+        "points": {kind: {"x": [0.12, -0.40], "y": [0.05, 0.22], "text": ["How do I reset my password?", "Where is my invoice?"]}
+                   for kind in ("question", "answer", "output")}}})
 from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -86,6 +107,7 @@ def _projector_params(request, run) -> dict:
     "Lattices over `max_cells` cells are drawn on a regular sub-grid (every n-th cell per axis).",
     parameters=[OpenApiParameter("example", int), OpenApiParameter("channel", int),
                 OpenApiParameter("max_cells", int), OpenApiParameter("retry", int)],
+    examples=[CUBE_READY, PENDING],
 )
 @api_view(["GET"])
 def cube_view(request, run_id: int):
@@ -98,6 +120,7 @@ def cube_view(request, run_id: int):
     "set projected together (PCA, or UMAP where installed), at most `max_points` points (a seeded sample).",
     parameters=[OpenApiParameter("method", str, enum=["pca", "umap"]), OpenApiParameter("components", int),
                 OpenApiParameter("max_points", int), OpenApiParameter("retry", int)],
+    examples=[PROJECTOR_READY, PENDING],
 )
 @api_view(["GET"])
 def projector_view(request, run_id: int):

@@ -19,7 +19,8 @@ DATASET_EXAMPLE = OpenApiExample("dataset", response_only=True, value={
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List datasets", description="Datasets of your teams, newest first."),
+    list=extend_schema(summary="List datasets", description="Datasets of your teams, newest first.",
+                       examples=[DATASET_EXAMPLE]),
     retrieve=extend_schema(summary="Show a dataset", description="Rows, checksum, preview and warnings.",
                            examples=[DATASET_EXAMPLE]),
 )

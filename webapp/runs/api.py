@@ -40,6 +40,7 @@ RUN_EXAMPLE = OpenApiExample("run", response_only=True, value={
     "id": 7, "name": "lattice 8x8x6", "status": "succeeded", "queue": "cpu", "queue_position": None, "dataset": 2,
     "dataset_name": "support chats", "team": 1, "team_name": "alice", "is_baseline": False, "source_run": None,
     "tags": ["sweep-3"], "notes": "", "summary": {"val/mrr": 0.41}, "last_step": 120, "total_steps": 120,
+    "end_reason": "completed",
 })
 
 
@@ -50,6 +51,7 @@ RUN_EXAMPLE = OpenApiExample("run", response_only=True, value={
         parameters=[OpenApiParameter("status", str), OpenApiParameter("dataset", int), OpenApiParameter("tag", str),
                     OpenApiParameter("queue", str), OpenApiParameter("team", int),
                     OpenApiParameter("baseline", bool)],
+        examples=[RUN_EXAMPLE],
     ),
     retrieve=extend_schema(summary="Show a run", description="One run of your teams (404 for any other).",
                            examples=[RUN_EXAMPLE]),
