@@ -201,6 +201,34 @@ def bench_lattice(
     }
 
 
+# The cube a device is calibrated on: the default cell at the smallest lattice the issue
+# benchmarks, big enough to keep a GPU busy for a moment, quick on a CPU (~1 s).
+CALIBRATION_LATTICE = (8, 8, 6)
+
+
+def device_class(device: torch.device) -> str:
+    """What kind of device this is, e.g. `cuda: NVIDIA H100 80GB HBM3` or `cpu: AMD EPYC (2 threads)`:
+    machines of one class train at the same speed, so one measurement serves them all."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    model = ""
+    try:
+        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"cpu: {model or 'unknown'} ({torch.get_num_threads()} threads)"
+
+
+def calibrate(device: torch.device, steps: int = 3) -> dict:
+    """The FLOP/s a full training step of the default cube reaches on ``device``: what the
+    platform's pre-flight estimate divides a config's FLOPs per step by."""
+    row = bench_lattice(CubeConfig(lattice=CALIBRATION_LATTICE), batch=64, steps=steps, warmup=1, device=device,
+                        precision="fp32", matmul_size=1024)
+    return {"device_class": device_class(device), "flops_per_s": row["achieved_flops_per_s"],
+            "lattice": row["lattice"], "step_ms": row["step_ms"], "matmul_fraction": row["matmul_fraction"]}
+
+
 def add_prototype_comparison(row: dict) -> None:
     seconds_per_sample = PROTOTYPE_SECONDS_PER_STEP * PROTOTYPE_CELL["steps"] * FORWARD_BACKWARD_FACTOR
     row["prototype_samples_per_s"] = 1.0 / seconds_per_sample

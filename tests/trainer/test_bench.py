@@ -45,3 +45,16 @@ def test_it_rejects_a_malformed_lattice():
     assert parse_lattices("8x8x6, 4×4×4") == [(8, 8, 6), (4, 4, 4)]
     with pytest.raises(SystemExit):
         parse_lattices("8x8")
+
+
+def test_calibration_measures_this_devices_training_rate_on_the_default_cube():
+    import torch
+
+    from trainer.bench import calibrate, device_class
+
+    measured = calibrate(torch.device("cpu"), steps=1)
+    assert measured["device_class"] == device_class(torch.device("cpu")) and measured["device_class"].startswith("cpu: ")
+    assert measured["lattice"] == "8x8x6" and measured["step_ms"] > 0
+    # The rate is the analytic FLOPs of that step over its measured time.
+    flops = estimate(CubeConfig(lattice=[8, 8, 6]), 384, 64)["flops_per_step"]
+    assert measured["flops_per_s"] * measured["step_ms"] / 1000 == pytest.approx(flops, rel=0.05)
