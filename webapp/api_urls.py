@@ -3,7 +3,8 @@
 URL names: api:dataset-list, api:dataset-detail, api:config-list, api:config-detail,
 api:config-validate, api:config-schema, api:run-list, api:run-detail, api:run-metrics,
 api:run-logs, api:run-cancel, api:run-checkpoints, api:run-checkpoint-download,
-api:run-rerun, api:team-list, api:team-detail, api:team-members, api:token, api:schema, api:docs.
+api:run-rerun, api:team-list (GET, POST), api:team-detail, api:team-members (GET, POST),
+api:team-member (PATCH, DELETE; kwargs pk, username), api:token, api:schema, api:docs.
 Sweeps (webapp/sweeps/api_urls.py): api:sweep-list, api:sweep-detail, api:sweep-stop,
 api:sweep-validate.
 """

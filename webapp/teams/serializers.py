@@ -28,3 +28,17 @@ class TeamSerializer(serializers.ModelSerializer):
             return None
         membership = next((m for m in team.memberships.all() if m.user_id == request.user.pk), None)
         return membership.role if membership else None
+
+
+class TeamCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, help_text="Shown in team pickers; need not be unique.")
+
+
+class MemberAddSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150, help_text="An existing user's username.")
+    role = serializers.ChoiceField(choices=Membership.Role.choices, default=Membership.Role.MEMBER,
+                                   help_text="`owner` may change the team's members; `member` may not.")
+
+
+class MemberRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Membership.Role.choices)
