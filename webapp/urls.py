@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/v1/", include("webapp.api_urls")),
     path("compare/", include("webapp.compare.urls")),
     path("sweeps/", include("webapp.sweeps.urls")),
+    path("teams/", include("webapp.teams.urls")),
     path("", include("webapp.cubeview.urls")),
     path("", include("webapp.pages.urls")),
 ]
