@@ -24,6 +24,7 @@ from django.urls import reverse
 from trainer.events import Callback, CheckpointSaved, EvalEnd, LogMessage, RunEnd, RunStart, StepEnd
 from webapp.runs import live
 from webapp.runs.models import Checkpoint, LogEntry, MetricPoint, Run
+from webapp.runs.reliability import LeaseLost
 from webapp.sweeps import hooks as sweep_hooks
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ class RunBridge(Callback):
         self._last_stop_check = float("-inf")
         self._stop = False
         self._stop_event = stop_event  # set when the worker itself is shutting down
-        # Raises when this worker no longer holds the run (worker/tasks.py LeaseGuard): checked
-        # before a step's or an evaluation's results are written.
+        # Raises LeaseLost when this worker no longer holds the run (worker/tasks.py LeaseGuard):
+        # checked before anything is written (steps, evaluations, checkpoint rows, logs), and
+        # by should_stop so the trainer stops at its next step.
         self._lease_check = lease_check or (lambda: None)
         self.flushes = 0  # database flushes done (for tests and logs)
 
@@ -95,6 +97,7 @@ class RunBridge(Callback):
             self._stop = True
 
     def on_checkpoint(self, event: CheckpointSaved) -> None:
+        self._lease_check()  # a stale attempt's checkpoint must never become the one to resume from
         self.flush()
         checkpoint, _ = Checkpoint.objects.update_or_create(
             run_id=self.run_id, path=_relative_to_store(event.path),
@@ -108,6 +111,7 @@ class RunBridge(Callback):
         })
 
     def on_log(self, event: LogMessage) -> None:
+        self._lease_check()
         LogEntry.objects.create(run_id=self.run_id, time=event.time, level=event.level[:16], message=event.message)
         self._push_steps(force=True)
         self._send(self.run_id, {"type": "log", "run": self.run_id, "time": event.time, "level": event.level,
@@ -121,8 +125,11 @@ class RunBridge(Callback):
 
     def should_stop(self) -> bool:
         """True once the run's cancel flag is set (read from the database at most every
-        ``stop_check_interval`` seconds) or the worker is shutting down."""
+        ``stop_check_interval`` seconds), the worker is shutting down, or this attempt lost
+        its lease (the trainer stops at its next step; its final checkpoint is refused)."""
         if self._stop or (self._stop_event is not None and self._stop_event.is_set()):
+            return True
+        if self._lease_lost():
             return True
         now = self._clock()
         if now - self._last_stop_check >= self.stop_check_interval:
@@ -132,6 +139,13 @@ class RunBridge(Callback):
             )
         return self._stop
 
+    def _lease_lost(self) -> bool:
+        try:
+            self._lease_check()
+        except LeaseLost:
+            return True
+        return False
+
     # --- writing ----------------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -139,6 +153,7 @@ class RunBridge(Callback):
         self._last_flush = self._clock()
         if not self._points:
             return
+        self._lease_check()
         points, self._points = self._points, []
         MetricPoint.objects.bulk_create(points, ignore_conflicts=True, batch_size=500)
         Run.objects.filter(pk=self.run_id).update(summary=dict(self._summary), last_step=self._last_step or 0)
@@ -146,6 +161,7 @@ class RunBridge(Callback):
 
     def close(self) -> None:
         """Flush everything and send any held step message; call when training ends."""
+        self._lease_check()
         self.flush()
         if self._summary:
             Run.objects.filter(pk=self.run_id).update(summary=dict(self._summary))

@@ -29,7 +29,9 @@ from django.db import close_old_connections
 from trainer.config import Config, ConfigError, parse_config
 from webapp.runs import live
 from webapp.runs.models import Run
-from webapp.runs.reliability import Heartbeat, Reaper, claim_run, finish_run, prepare_resume, requeue_after_shutdown
+from webapp.runs.reliability import (
+    Heartbeat, LeaseLost, Reaper, claim_run, finish_run, prepare_resume, requeue_after_shutdown,
+)
 from webapp.sweeps import hooks as sweep_hooks
 
 from .bridge import RunBridge, is_number
@@ -80,11 +82,12 @@ def run_training(run_id: int) -> Optional[str]:
 def _train_claimed(run_id: int, attempt: int, heartbeat: Heartbeat) -> Optional[str]:
     run = Run.objects.get(pk=run_id)
     live.send_to_run(run.pk, run.status_message())
-    bridge = RunBridge(run.pk, stop_event=worker_stopping, lease_check=LeaseGuard(run_id, attempt, heartbeat))
+    guard = LeaseGuard(run_id, attempt, heartbeat)
+    bridge = RunBridge(run.pk, stop_event=worker_stopping, lease_check=guard)
     try:
         config = build_trainer_config(run)
         record_teacher_identities(run, config)
-        out_dir = run.out_dir
+        out_dir = attempt_dir(run, attempt)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
         resume = prepare_resume(run)
@@ -105,6 +108,9 @@ def _train_claimed(run_id: int, attempt: int, heartbeat: Heartbeat) -> Optional[
         _safe_close(bridge)
         _finish(run_id, Run.Status.FAILED, readable_error(error), attempt=attempt)
         return Run.Status.FAILED
+    if guard.lost():  # the trainer stopped because should_stop() saw the lease gone
+        log.warning("run %s attempt %s lost its lease; its end is not recorded", run_id, attempt)
+        return None
     _safe_close(bridge)
     status = END_STATUS.get(result.status, Run.Status.FAILED)
     error = "" if status != Run.Status.FAILED else (result.reason or "training failed")
@@ -119,15 +125,19 @@ def _train_claimed(run_id: int, attempt: int, heartbeat: Heartbeat) -> Optional[
     return _finish(run_id, status, error, summary=result.summary, attempt=attempt, reason=result.reason)
 
 
-class LeaseLost(Exception):
-    """This worker's attempt is no longer the run's (it was reaped and re-queued)."""
+def attempt_dir(run: Run, attempt: int) -> Path:
+    """Where this attempt's trainer writes: the run's folder for the first attempt, a folder
+    of its own for each re-queued one. A worker that comes back after a freeze then writes
+    (at most) into its own folder, never over the files of the attempt that replaced it."""
+    return run.out_dir if attempt <= 1 else run.out_dir / f"attempt-{attempt}"
 
 
 class LeaseGuard:
-    """Called by the bridge before it writes any of a step's or evaluation's results: make
-    sure this attempt still holds the run (the heartbeat thread's verdict, and
-    at most every ``check_interval`` s a look at the database itself, so a worker that was
-    frozen past the timeout notices at its very next step, before it can checkpoint)."""
+    """Called by the bridge before it writes anything (a step's or an evaluation's results,
+    a checkpoint row, a log line) and from ``should_stop``: make sure this attempt still
+    holds the run (the heartbeat thread's verdict, and at most every ``check_interval`` s a
+    look at the database itself, so a worker that was frozen past the timeout notices at its
+    very next step)."""
 
     def __init__(self, run_id: int, attempt: int, heartbeat: Heartbeat, check_interval: float = 0.5,
                  clock=time.monotonic):
@@ -136,14 +146,18 @@ class LeaseGuard:
         self._last_check = clock()
 
     def __call__(self) -> None:
-        if self.heartbeat.lost.is_set():
+        if self.lost():
             raise LeaseLost(f"run {self.run_id} attempt {self.attempt}")
+
+    def lost(self) -> bool:
+        if self.heartbeat.lost.is_set():
+            return True
         now = self._clock()
         if now - self._last_check >= self.check_interval:
             self._last_check = now
             if not Run.objects.filter(pk=self.run_id, status=Run.Status.RUNNING, attempt=self.attempt).exists():
                 self.heartbeat.lost.set()
-                raise LeaseLost(f"run {self.run_id} attempt {self.attempt}")
+        return self.heartbeat.lost.is_set()
 
 
 def _resume_message(step: int, attempt: int):
@@ -200,6 +214,8 @@ def _finish(run_id: int, status: str, error: str = "", summary: Optional[dict] =
 def _safe_close(bridge: RunBridge) -> None:
     try:
         bridge.close()
+    except LeaseLost:  # a newer attempt owns the run: its history is not ours to write
+        log.warning("run %s: lease lost; the last metrics were not written", bridge.run_id)
     except Exception:
         log.exception("could not flush the last metrics of run %s", bridge.run_id)
 

@@ -13,6 +13,8 @@ The lease is three columns of ``Run``: ``status``, ``heartbeat_at`` and ``attemp
   ``reap_runs`` command) marks a ``running`` run whose heartbeat is older than
   ``CUBELAB_HEARTBEAT_TIMEOUT_S`` ``interrupted`` and, if it has a checkpoint and attempts
   left, re-queues it with ``resume_from`` set: the next worker continues from there.
+* A worker learns it lost the lease from its heartbeat or from ``LeaseGuard``-style checks
+  before it writes (worker/tasks.py): ``LeaseLost`` stops it without recording anything.
 * ``finish_run`` records the end, conditional on the attempt; a run whose cancel was
   accepted is recorded ``cancelled``, never ``succeeded``, however the two race.
 
@@ -42,6 +44,10 @@ log = logging.getLogger(__name__)
 
 
 # --- the lease ---------------------------------------------------------------------------------
+
+
+class LeaseLost(Exception):
+    """This worker's attempt is no longer the run's (it was reaped and re-queued, or ended)."""
 
 
 def claim_run(run_id: int, **fields) -> Optional[int]:
