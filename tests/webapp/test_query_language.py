@@ -152,6 +152,17 @@ def test_it_sorts_by_metrics_numerically_and_pages(alice, runs):
 
 
 @pytest.mark.django_db
+def test_it_sorts_by_the_first_tag_name_with_untagged_runs_last(alice, api_client, runs):
+    runs["small"].set_tags(["zeta", "alpha"])
+    runs["big"].set_tags(["beta"])
+    assert names(alice, "", sort="tags") == ["small", "mid", "big", "tiny"]  # alpha < best < beta
+    assert names(alice, "", sort="-tag") == ["big", "mid", "small", "tiny"]
+    response = api_client.get("/api/v1/compare/runs/", {"sort": "-tags"})  # the Tags header's link
+    assert response.status_code == 200
+    assert [row["name"] for row in response.json()["results"]] == ["big", "mid", "small", "tiny"]
+
+
+@pytest.mark.django_db
 def test_the_api_answers_400_with_the_column(api_client, runs):
     response = api_client.get("/api/v1/compare/runs/", {"q": "cube.steps >= "})
     assert response.status_code == 400

@@ -165,7 +165,8 @@ def curves_csv_view(request):
     parameters=[
         OpenApiParameter("q", str, description="The query, e.g. `cube.steps >= 10 and teacher in (minilm, tiny-bert)`."),
         OpenApiParameter("sort", str, description="A field, `-` first for descending (default `-date`); "
-                         "e.g. `-val/mrr`, `cube.steps`."),
+                         "e.g. `-val/mrr`, `cube.steps`; `tags` sorts by each run's alphabetically first tag, "
+                         "untagged runs last."),
         OpenApiParameter("page", int, description="1-based page number."),
         OpenApiParameter("page_size", int, description=f"Rows per page (default {DEFAULT_PAGE_SIZE}, "
                          f"at most {MAX_PAGE_SIZE})."),

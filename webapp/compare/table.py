@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from django.db.models import Count, F, Window
+from django.db.models import Count, F, OuterRef, Subquery, Window
 from django.db.models.fields.json import KeyTransform
 
-from webapp.runs.models import get_runs_for_user
+from webapp.runs.models import Tag, get_runs_for_user
 
 from .query import QueryError, compile_query, resolve_field
 
@@ -30,9 +30,17 @@ def sort_expression(sort: str):
             expression = KeyTransform(part, expression)
     elif field.kind == "teacher":
         expression = KeyTransform("name", KeyTransform("0", F("config__teachers")))
+    elif field.kind == "tag":
+        expression = first_tag_name()
     else:
         raise QueryError(f"cannot sort by {name!r}", 1)
     return expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
+
+
+def first_tag_name() -> Subquery:
+    """A run's alphabetically first tag (NULL without tags): a subquery rather than Min(),
+    which would GROUP BY every run column and clash with the COUNT(*) OVER () of the page."""
+    return Subquery(Tag.objects.filter(runs=OuterRef("pk")).order_by("name").values("name")[:1])
 
 
 def query_runs(user, query: str = "", sort: str = "-date", page: int = 1, page_size: int = DEFAULT_PAGE_SIZE,
