@@ -118,6 +118,21 @@ def test_it_groups_runs_that_differ_only_by_seed_into_mean_and_std(api_client, a
     assert [group["runs"] for group in by_steps["groups"]] == [[a.pk, other.pk]]
 
 
+def test_runs_on_different_datasets_are_never_one_seed_group(api_client, alice, dataset, make_dataset):
+    xs = [0, 10]
+    a = make_run(alice, dataset, "faq s1", seed=1, points={"val/mrr": (xs, [0.1, 0.2])})
+    b = make_run(alice, dataset, "faq s2", seed=2, points={"val/mrr": (xs, [0.3, 0.4])})
+    other = make_dataset(alice, name="chats")
+    c = make_run(alice, other, "chats s1", seed=1, points={"val/mrr": (xs, [0.7, 0.8])})
+    for run in (a, b, c):  # the worker's file path differs per dataset; it is ignored for grouping
+        run.config["data"] = {"path": f"data/{run.dataset_id}.jsonl"}
+        run.save(update_fields=["config"])
+    body = api_client.get(URL, {"runs": ids(a, b, c), "keys": "val/mrr", "group_by": "seed"}).json()
+    assert sorted(group["runs"] for group in body["groups"]) == [[a.pk, b.pk], [c.pk]]
+    band = next(group for group in body["groups"] if len(group["runs"]) == 2)["series"]["val/mrr"]
+    assert band["mean"] == pytest.approx([0.2, 0.3])
+
+
 def test_it_returns_baselines_from_each_runs_summary(api_client, alice, dataset):
     run = make_run(alice, dataset, "b", summary={"val/mrr": 0.5, "baseline/identity/val/mrr": 0.2,
                                                  "baseline/linear/val/mrr": 0.35})

@@ -61,8 +61,8 @@ COMPARE_PARAMETERS = [
     OpenApiParameter("x_min", float, description="Zoom: only points with x ≥ x_min, at full resolution when the "
                      "budget allows."),
     OpenApiParameter("x_max", float, description="Zoom: only points with x ≤ x_max."),
-    OpenApiParameter("group_by", str, description="`seed` or any config path: runs whose configs differ only "
-                     "in it become one group with a mean ± std band per key."),
+    OpenApiParameter("group_by", str, description="`seed` or any config path: runs on the same dataset whose "
+                     "configs differ only in it become one group with a mean ± std band per key."),
 ]
 
 COMPARE_EXAMPLE = OpenApiExample(

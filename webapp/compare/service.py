@@ -24,7 +24,9 @@ MAX_MAX_POINTS = 200_000  # ~4 MB of JSON at most
 MAX_RUNS = 200
 AGGREGATES = ("last", "min", "max", "best")
 BASELINES = ("identity", "linear")
-# Config paths that never make two runs "different" for grouping: labels and the data file path.
+# Config paths that never make two runs "different" for grouping: labels and the data file path
+# (the file path is where the worker put it; the run's dataset, which group_runs compares, is what
+# tells two data sets apart).
 GROUP_IGNORED = {"name", "data.path"}
 
 
@@ -223,14 +225,15 @@ def baselines(runs: list[Run], keys: list[str]) -> dict[str, dict[str, dict]]:
 # --- groups -------------------------------------------------------------------------------
 
 def group_runs(runs: list[Run], group_by: str) -> list[dict[str, Any]]:
-    """Runs whose configs are equal except for ``group_by`` (and labels) form one group."""
+    """Runs on the same dataset whose configs are equal except for ``group_by`` (and labels)
+    form one group."""
     varying = group_by[len("config."):] if group_by.startswith("config.") else group_by
     groups: dict[str, list[Run]] = {}
     for run in runs:
         flat = flatten(run.config or {})
         rest = {key: value for key, value in flat.items()
                 if key != varying and not key.startswith(varying + ".") and key not in GROUP_IGNORED}
-        signature = json.dumps(rest, sort_keys=True, default=str)
+        signature = json.dumps({"dataset": run.dataset_id, "config": rest}, sort_keys=True, default=str)
         groups.setdefault(signature, []).append(run)
     result = []
     for members in groups.values():
