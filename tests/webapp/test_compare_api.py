@@ -164,6 +164,21 @@ def test_it_rejects_bad_parameters(api_client, params, param):
     assert response.json()["errors"][0]["path"] == param
 
 
+def test_it_caps_the_keys_and_stores_no_cache_for_keys_without_points(api_client, alice, dataset):
+    run = make_run(alice, dataset, "done", points={"train/loss": ([0, 1], [1.0, 0.5])})
+    too_many = ",".join(f"k{i}" for i in range(51))
+    for keys in (too_many, "train/loss," + "x" * 101):
+        response = api_client.get(URL, {"runs": run.pk, "keys": keys})
+        assert response.status_code == 400 and response.json()["errors"][0]["path"] == "keys"
+    assert not SeriesCache.objects.exists()
+    body = api_client.get(URL, {"runs": run.pk, "keys": "train/loss,nope/a,nope/b," + "y" * 100}).json()
+    assert body["series"][str(run.pk)]["nope/a"] == {"x": [], "y": [], "n": 0, "downsampled": False}
+    assert list(SeriesCache.objects.values_list("key", flat=True)) == ["train/loss"]
+    again = api_client.get(URL, {"runs": run.pk, "keys": "train/loss,nope/a"}).json()
+    assert again["series"][str(run.pk)]["train/loss"]["y"] == [1.0, 0.5]
+    assert SeriesCache.objects.count() == 1
+
+
 def test_csv_cells_that_look_like_formulas_are_quoted():
     assert csv_cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
     for text in ("+1+2", "-2+3", "@SUM(A1)", "\tx", "\rx"):

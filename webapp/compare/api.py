@@ -19,7 +19,8 @@ from rest_framework.response import Response
 
 from .export import curves_csv, table_csv
 from .query import QueryError
-from .service import DEFAULT_MAX_POINTS, MAX_MAX_POINTS, CompareError, compare, parse_request
+from .service import (DEFAULT_MAX_POINTS, MAX_KEY_LENGTH, MAX_KEYS, MAX_MAX_POINTS, CompareError, compare,
+                      parse_request)
 from .table import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, query_runs
 
 
@@ -52,8 +53,9 @@ def _error(param: str, message: str, column: int | None = None, code=status.HTTP
 COMPARE_PARAMETERS = [
     OpenApiParameter("runs", str, required=True, description="Comma-separated run ids (at most 200). Ids "
                      "you cannot see are left out and listed under `missing`; none visible → 404."),
-    OpenApiParameter("keys", str, description="Comma-separated metric keys (default: train/loss, "
-                     "val/qa_cosine, val/recall@1, val/mrr)."),
+    OpenApiParameter("keys", str, description=f"Comma-separated metric keys (default: train/loss, "
+                     f"val/qa_cosine, val/recall@1, val/mrr; at most {MAX_KEYS}, each at most {MAX_KEY_LENGTH} "
+                     "characters)."),
     OpenApiParameter("max_points", int, description=f"Total point budget of the response, split evenly over "
                      f"the series (default {DEFAULT_MAX_POINTS}, at most {MAX_MAX_POINTS}). Each series keeps the "
                      "first, min, max and last point of equal-width buckets, and always its first and last point."),

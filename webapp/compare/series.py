@@ -88,11 +88,17 @@ def read_points(run_id: int, key: str, step_min: Optional[float] = None, step_ma
 
 
 def build_cache(run: Run, keys: Iterable[str]) -> dict[str, SeriesCache]:
-    """(Re)build the run's cache rows for ``keys``; a key without points gets an empty row."""
+    """(Re)build the run's cache rows for ``keys``. A key without points gets an empty row that
+    is not saved: keys come from the request, and storing every unknown one a client asks
+    for would let any GET grow the table."""
     built = {}
     for key in keys:
         steps, times, values = read_points(run.pk, key)
-        levels = build_levels(steps, times, values) if len(steps) else []
+        if not len(steps):
+            built[key] = SeriesCache(run_id=run.pk, key=key, run_last_step=run.last_step, n_points=0,
+                                     stats={"level_sizes": []}, coarse=b"", levels=b"")
+            continue
+        levels = build_levels(steps, times, values)
         stats = series_stats(steps, times, values) | {"level_sizes": [len(level[0]) for level in levels]}
         defaults = {"run_last_step": run.last_step, "n_points": len(steps), "stats": stats,
                     "coarse": encode_levels(levels[:1]), "levels": encode_levels(levels[1:])}

@@ -22,6 +22,8 @@ DEFAULT_KEYS = ["train/loss", "val/qa_cosine", "val/recall@1", "val/mrr"]
 DEFAULT_MAX_POINTS = 4000
 MAX_MAX_POINTS = 200_000  # ~4 MB of JSON at most
 MAX_RUNS = 200
+MAX_KEYS = 50
+MAX_KEY_LENGTH = 100  # the length of MetricPoint.key and SeriesCache.key
 AGGREGATES = ("last", "min", "max", "best")
 BASELINES = ("identity", "linear")
 # Config paths that never make two runs "different" for grouping: labels and the data file path
@@ -56,6 +58,12 @@ def parse_request(params) -> CompareRequest:
     if len(run_ids) > MAX_RUNS:
         raise CompareError("runs", f"at most {MAX_RUNS} runs per comparison")
     keys = [key.strip() for key in params.get("keys", "").split(",") if key.strip()] or list(DEFAULT_KEYS)
+    keys = list(dict.fromkeys(keys))
+    if len(keys) > MAX_KEYS:
+        raise CompareError("keys", f"at most {MAX_KEYS} metric keys per comparison")
+    too_long = next((key for key in keys if len(key) > MAX_KEY_LENGTH), None)
+    if too_long is not None:
+        raise CompareError("keys", f"a metric key has at most {MAX_KEY_LENGTH} characters: {too_long[:40]!r}…")
     max_points = _number(params.get("max_points"), "max_points", int)
     max_points = DEFAULT_MAX_POINTS if max_points is None else max_points
     if not 1 <= max_points <= MAX_MAX_POINTS:
@@ -67,7 +75,7 @@ def parse_request(params) -> CompareRequest:
     if x_min is not None and x_max is not None and x_max < x_min:
         raise CompareError("x_max", "must not be below x_min")
     group_by = (params.get("group_by") or "").strip() or None
-    return CompareRequest(list(dict.fromkeys(run_ids)), list(dict.fromkeys(keys)), max_points, axis, x_min, x_max,
+    return CompareRequest(list(dict.fromkeys(run_ids)), keys, max_points, axis, x_min, x_max,
                           group_by)
 
 
