@@ -18,5 +18,11 @@ def worker_command(queues: str = "cpu,gpu", concurrency: int = 1, name: str = "c
             "--loglevel", "INFO", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]
 
 
+def reaper_command(interval_s: float) -> list[str]:
+    """The reaper on its own (`runplatform` runs it beside the worker): a child process, so it
+    sends re-queued runs through the same Redis as the rest of the platform."""
+    return [sys.executable, "manage.py", "reap_runs", "--loop", f"{interval_s:g}"]
+
+
 def daphne_command(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "webapp.asgi:application"]

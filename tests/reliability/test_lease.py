@@ -240,3 +240,32 @@ def test_a_cancelled_run_that_does_not_stop_within_the_grace_period_is_recorded_
     run.refresh_from_db()
     assert run.status == "cancelled" and run.finished_at is not None
     assert "did not stop within the 0.3 s grace period" in run.log_entries.get().message
+
+
+def test_heartbeats_are_judged_by_the_database_clock(run):
+    import time
+
+    assert claim_run(run.pk) == 1  # heartbeat_at = the database's now
+    sent, send = capture()
+    assert reap_stale_runs(timeout_s=60, send=send) == []
+    assert beat(run.pk, 1)
+    time.sleep(1.2)
+    assert [r.outcome for r in reap_stale_runs(timeout_s=1, send=send)] == ["interrupted"]
+
+
+def test_a_worker_whose_clock_runs_an_hour_behind_is_not_reaped(run, monkeypatch):
+    running(run, 0)
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() - timedelta(hours=1))  # the worker's machine
+    assert beat(run.pk, 1)
+    monkeypatch.setattr(timezone, "now", real_now)
+    sent, send = capture()
+    assert reap_stale_runs(timeout_s=30, send=send) == [] and Run.objects.get(pk=run.pk).status == "running"
+
+
+def test_a_reaper_whose_clock_runs_an_hour_ahead_reaps_no_beating_run(run, monkeypatch):
+    assert claim_run(run.pk) == 1
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(hours=1))  # the reaper's machine
+    sent, send = capture()
+    assert reap_stale_runs(timeout_s=30, send=send) == [] and Run.objects.get(pk=run.pk).status == "running"

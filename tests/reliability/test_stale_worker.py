@@ -103,6 +103,7 @@ def test_each_resumed_attempt_writes_into_a_folder_of_its_own(run):
     assert attempt_dir(run, 2) == run.out_dir / "attempt-2" != attempt_dir(run, 3)
 
 
+@pytest.mark.django_db(transaction=True)  # run_training closes the connection, as a worker does
 def test_run_training_stops_a_stale_attempt_and_records_nothing(alice, make_dataset, monkeypatch):
     """The whole task: the trainer is frozen past the timeout, the run is taken over, and the
     trainer's next should_stop() stops it; its final checkpoint and its end are refused."""

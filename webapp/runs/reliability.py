@@ -2,6 +2,8 @@
 
 The lease is three columns of ``Run``: ``status``, ``heartbeat_at`` and ``attempt``.
 
+* Heartbeats are written and judged by one clock, the database's (``Now()``): a worker or a
+  reaper whose own clock drifts can neither look silent nor see others as silent.
 * ``claim_run`` turns a ``queued`` run ``running`` with one conditional UPDATE and counts the
   attempt; a second delivery of the same message (Redis ``visibility_timeout``, a re-queue
   racing an old message) finds the run not ``queued`` and does nothing.
@@ -33,8 +35,8 @@ from typing import Callable, Optional
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Case, F, Q, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Q, Value, When
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from . import live
@@ -55,9 +57,9 @@ def claim_run(run_id: int, **fields) -> Optional[int]:
 
     ``started_at`` keeps the first attempt's time (the measured time-to-start).
     """
-    now = timezone.now()
+    now = timezone.now()  # started_at is compared with created_at, also an application time
     claimed = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
-        status=Run.Status.RUNNING, attempt=F("attempt") + 1, heartbeat_at=now,
+        status=Run.Status.RUNNING, attempt=F("attempt") + 1, heartbeat_at=Now(),
         started_at=Coalesce("started_at", now), finished_at=None, **fields,
     )
     if not claimed:
@@ -68,7 +70,7 @@ def claim_run(run_id: int, **fields) -> Optional[int]:
 def beat(run_id: int, attempt: int) -> bool:
     """Renew the lease; False once the run is no longer this attempt's (reaped, ended)."""
     return bool(Run.objects.filter(pk=run_id, status=Run.Status.RUNNING, attempt=attempt)
-                .update(heartbeat_at=timezone.now()))
+                .update(heartbeat_at=Now()))
 
 
 class Heartbeat:
@@ -193,13 +195,19 @@ class Reaped:
     detail: str
 
 
-def reap_stale_runs(timeout_s: Optional[float] = None, now=None,
+def stale_before(timeout_s: float) -> ExpressionWrapper:
+    """The database's "now" minus ``timeout_s``: a heartbeat older than this is stale. Computed
+    in the database, like the beats themselves, so no machine's own clock takes part."""
+    return ExpressionWrapper(Now() - timedelta(seconds=timeout_s), output_field=DateTimeField())
+
+
+def reap_stale_runs(timeout_s: Optional[float] = None,
                     send: Optional[Callable[[int, str, str], None]] = None) -> list[Reaped]:
     """End every ``running`` run whose heartbeat is older than ``timeout_s``; re-queue those
     that can resume. Safe to run from many workers at once (each step is a conditional UPDATE)."""
     timeout_s = float(timeout_s if timeout_s is not None else settings.CUBELAB_HEARTBEAT_TIMEOUT_S)
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=timeout_s)
+    now = timezone.now()  # finished_at, shown to people: the same clock as every other end
+    cutoff = stale_before(timeout_s)
     stale = Run.objects.filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff),
                                status=Run.Status.RUNNING)
     reaped = []

@@ -1,7 +1,9 @@
 """End runs whose worker vanished; re-queue those that can resume (see webapp/runs/reliability.py).
 
-Every worker already does this every CUBELAB_REAPER_INTERVAL_S; the command is for an
-operator (or a cron job) when no worker is running, e.g. after a whole machine was lost.
+Every worker already does this every CUBELAB_REAPER_INTERVAL_S, and `runplatform` runs
+`reap_runs --loop` beside its worker; the command is also for an operator (or a cron job)
+when no worker is running, e.g. after a whole machine was lost. With --loop a failed round
+(database restarting) is reported and retried, not fatal.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import time
 
 from django.core.management.base import BaseCommand
+from django.db import close_old_connections
 
 from webapp.runs.reliability import reap_stale_runs
 
@@ -24,8 +27,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, timeout, loop, **options):
         while True:
-            for reaped in reap_stale_runs(timeout_s=timeout):
-                self.stdout.write(f"run {reaped.run_id}: {reaped.outcome} — {reaped.detail}")
+            try:
+                for reaped in reap_stale_runs(timeout_s=timeout):
+                    self.stdout.write(f"run {reaped.run_id}: {reaped.outcome} — {reaped.detail}")
+                    self.stdout.flush()
+            except Exception as error:
+                if not loop:
+                    raise
+                self.stderr.write(f"reaping failed ({type(error).__name__}: {error}); retrying in {loop:g} s")
             if not loop:
                 return
+            close_old_connections()  # a long-lived loop keeps no stale connection
             time.sleep(loop)

@@ -1,5 +1,10 @@
 """Start everything in the foreground: Redis (unless REDIS_URL is set), migrations, demo
-data, Daphne (HTTP + websockets) and one Celery worker. Ctrl-C or SIGTERM stops them all."""
+data, Daphne (HTTP + websockets), the reaper and one Celery worker. Ctrl-C or SIGTERM stops
+them all.
+
+The reaper (`reap_runs --loop`, webapp/runs/reliability.py) runs even with `--no-worker` and
+while every worker is gone: a worker's own reaper lives and dies with that worker, and a run
+whose worker vanished must still be ended (and re-queued) within a bounded time."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from webapp.processes import daphne_command, worker_command
+from webapp.processes import daphne_command, reaper_command, worker_command
 from webapp.redis_server import DEFAULT_PORT, RedisServer, free_port, port_is_open, start_redis
 
 from .load_demo import demo_login
@@ -51,6 +56,8 @@ class Command(BaseCommand):
             if not settings.DEBUG:
                 call_command("collectstatic", interactive=False, verbosity=0)
             self._spawn("web", daphne_command(host, port), env)
+            if settings.CUBELAB_REAPER_INTERVAL_S > 0:
+                self._spawn("reaper", reaper_command(settings.CUBELAB_REAPER_INTERVAL_S), env)
             if not no_worker:
                 self._spawn("worker", worker_command(queues), env)
             self._announce(host, port)
