@@ -1,7 +1,8 @@
 #!/bin/sh
 # cubelab container entry point: `web`, `worker` or `migrate` (anything else is run as is).
-#   web     wait for the database, apply migrations, collect static files, serve HTTP and
-#           websockets with Daphne on :8000
+#   web     wait for the database, apply migrations, collect static files, start the reaper
+#           in the background (runs whose worker vanished are ended and re-queued even while
+#           no worker is up), serve HTTP and websockets with Daphne on :8000
 #   worker  a Celery worker for $QUEUES (default cpu); the solo pool so that `docker stop`
 #           (SIGTERM) checkpoints the running run and records it `interrupted`
 set -eu
@@ -29,6 +30,9 @@ case "${1:-web}" in
         wait_for_database
         python manage.py migrate --noinput
         python manage.py collectstatic --noinput --verbosity 0
+        if [ "${CUBELAB_REAPER_INTERVAL_S:-10}" != 0 ]; then
+            python manage.py reap_runs --loop "${CUBELAB_REAPER_INTERVAL_S:-10}" &
+        fi
         exec python -m daphne -b 0.0.0.0 -p "${PORT:-8000}" --proxy-headers webapp.asgi:application
         ;;
     worker)
