@@ -238,6 +238,9 @@
     const query = compareQuery({ max_points: 200000 });
     $("export-table").href = urls.tableCsv + "?" + query;
     $("export-curves").href = urls.curvesCsv + "?" + query;
+    // Every stored point, not the downsampled curves: the budget and groups do not apply.
+    const full = new URLSearchParams({ runs: state.runs.join(","), keys: keysList().join(","), x: state.x, full: "1" });
+    $("export-curves-full").href = urls.curvesCsv + "?" + full;
   }
 
   function runName(run) { return "#" + run.id + " " + run.name; }

@@ -89,6 +89,8 @@ def test_it_compares_three_runs_in_the_browser(compare_runs, live_server, browse
     page.wait_for_function("window.compareState.ready && document.querySelectorAll('#summary-table tbody tr').length === 3")
     selected = [run.pk for run in compare_runs[1:]]
     assert f"runs={','.join(map(str, selected))}" in page.url  # shareable
+    full = page.get_attribute("#export-curves-full", "href")  # every stored point, next to the shown ones
+    assert "full=1" in full and f"runs={'%2C'.join(map(str, selected))}" in full
 
     curves = page.evaluate("Array.from(document.querySelectorAll('#charts .chart')).map(d => "
                            "[d.dataset.key, d.data.filter(t => (t.meta || '').startsWith('run-')).length])")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import numpy as np
 import pytest
@@ -203,6 +204,32 @@ def test_the_csv_exports_are_guarded_against_injection(api_client, alice, datase
     assert lines[0] == ["run_id", "run_name", "key", "step", "value"]
     assert lines[1] == [str(evil.pk), "'=cmd|' /C calc'!A0", "val/mrr", "0", "0.1"]
     assert len(lines) == 5
+
+
+def test_the_full_resolution_curves_csv_returns_every_stored_point(api_client, alice, bob, dataset, make_dataset):
+    steps = np.arange(3000)
+    evil = make_run(alice, dataset, "@SUM(A1)", points={"train/loss": (steps, -steps / 3000.0),
+                                                       "val/mrr": (steps[::100], steps[::100] / 3000.0)})
+    plain = make_run(alice, dataset, "plain", points={"train/loss": (steps, steps / 7.0)})
+    theirs = make_run(bob, make_dataset(bob, name="bob data"), "theirs", points={"train/loss": ([0], [1.0])})
+    params = {"runs": ids(evil, plain, theirs), "keys": "train/loss,val/mrr", "max_points": 100}
+    shown = api_client.get(URL + "curves.csv", params)
+    assert len(b"".join(shown.streaming_content).splitlines()) <= 101  # the display budget
+    response = api_client.get(URL + "curves.csv", params | {"full": "1"})
+    assert response.status_code == 200 and "curves-full" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0] == ["run_id", "run_name", "key", "step", "time", "value"]
+    assert len(rows) == 1 + 3000 + 30 + 3000
+    assert rows[2][:5] == [str(evil.pk), "'@SUM(A1)", "train/loss", "1", "1001.0"]
+    assert float(rows[2][5]) == pytest.approx(-1 / 3000.0)  # a negative number stays a number
+    losses = [float(row[5]) for row in rows if row[0] == str(plain.pk)]
+    assert losses == pytest.approx(list(steps / 7.0))
+    assert not any(row[0] == str(theirs.pk) for row in rows[1:])
+    zoom = api_client.get(URL + "curves.csv", params | {"full": "1", "x_min": 10, "x_max": 19})
+    assert len(list(csv.reader(io.StringIO(b"".join(zoom.streaming_content).decode())))) == 1 + 10 + 10
+    assert api_client.get(URL + "curves.csv", {"runs": theirs.pk, "full": "1"}).status_code == 404
+    bad = api_client.get(URL + "curves.csv", params | {"full": "yes please"})
+    assert bad.status_code == 400 and json.loads(bad.content)["errors"][0]["path"] == "full"
 
 
 def test_the_endpoints_are_in_the_openapi_schema(api_client):

@@ -3,7 +3,7 @@
     GET compare/?runs=1,2,3&keys=val/qa_cosine,train/loss&max_points=4000   api:compare
     GET compare/runs/?q=cube.steps >= 10&sort=-val/mrr&page=2                api:compare-runs
     GET compare/table.csv?runs=…                                              api:compare-table-csv
-    GET compare/curves.csv?runs=…                                             api:compare-curves-csv
+    GET compare/curves.csv?runs=…[&full=1]                                    api:compare-curves-csv
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from rest_framework.decorators import api_view, renderer_classes
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from .export import curves_csv, table_csv
+from .export import curves_csv, raw_curves_csv, table_csv
 from .query import QueryError
 from .service import (DEFAULT_MAX_POINTS, MAX_KEY_LENGTH, MAX_KEYS, MAX_MAX_POINTS, CompareError, compare,
-                      parse_request)
+                      parse_request, visible_runs)
 from .table import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, query_runs
 
 
@@ -118,9 +118,25 @@ def _csv_response(request, lines, filename: str):
         return _error(error.param, error.message)
     if not payload["runs"]:
         return _error("runs", "no such runs", code=status.HTTP_404_NOT_FOUND)
-    response = StreamingHttpResponse(lines(payload), content_type="text/csv; charset=utf-8")
+    return _streamed_csv(lines(payload), filename)
+
+
+def _streamed_csv(lines, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def _full_resolution_csv(request):
+    """curves.csv?full=1: the raw points, without building the (downsampled) comparison."""
+    try:
+        compare_request = parse_request(request.query_params)
+    except CompareError as error:
+        return _error(error.param, error.message)
+    runs, _ = visible_runs(request.user, compare_request.run_ids)
+    if not runs:
+        return _error("runs", "no such runs", code=status.HTTP_404_NOT_FOUND)
+    return _streamed_csv(raw_curves_csv(runs, compare_request), "comparison-curves-full.csv")
 
 
 @extend_schema(
@@ -144,8 +160,13 @@ def table_csv_view(request):
     operation_id="compare_curves_csv",
     summary="The comparison's curves as CSV (long format)",
     description="Columns run_id, run_name, key, step (or time with x=time), value; the same points the "
-                "comparison returns, so `max_points`, `x_min` and `x_max` apply (raise max_points for more).",
-    parameters=COMPARE_PARAMETERS,
+                "comparison returns, so `max_points`, `x_min` and `x_max` apply (raise max_points for more). "
+                "With `full=1`: every stored point instead, streamed from the database, as columns run_id, "
+                "run_name, key, step, time, value (`x_min`/`x_max` still apply, on the `x` axis; `max_points` "
+                "and `group_by` do not).",
+    parameters=COMPARE_PARAMETERS + [
+        OpenApiParameter("full", bool, description="1: full resolution, every stored point (no downsampling)."),
+    ],
     responses={(200, "text/csv"): OpenApiTypes.STR},
     examples=[OpenApiExample("Curves", value="run_id,run_name,key,step,value\r\n1,lattice 4,val/qa_cosine,100,0.52\r\n",
                              response_only=True, media_type="text/csv")],
@@ -153,6 +174,11 @@ def table_csv_view(request):
 @api_view(["GET"])
 @renderer_classes([CSVRenderer, FastJSONRenderer])
 def curves_csv_view(request):
+    full = (request.query_params.get("full") or "0").lower()
+    if full not in ("0", "1", "true", "false"):
+        return _error("full", "must be 1 or 0")
+    if full in ("1", "true"):
+        return _full_resolution_csv(request)
     return _csv_response(request, curves_csv, "comparison-curves.csv")
 
 

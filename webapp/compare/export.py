@@ -1,4 +1,5 @@
-"""CSV exports of a comparison: the summary table and the curves.
+"""CSV exports of a comparison: the summary table, the curves as shown (downsampled) and the
+curves at full resolution (every stored point, streamed from the database).
 
 Every cell goes through ``csv_cell``: a spreadsheet would run a cell that starts with
 = + - @ (or a tab or carriage return) as a formula, and run names and config values are user
@@ -12,7 +13,11 @@ import io
 import json
 from typing import Any, Iterable, Iterator
 
-from .service import AGGREGATES
+from webapp.runs.models import MetricPoint, Run
+
+from .service import AGGREGATES, CompareRequest
+
+RAW_CHUNK = 5000  # rows the database cursor hands over at a time
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -66,9 +71,29 @@ def curve_rows(payload: dict) -> Iterator[list]:
                 yield [int(run_id), names[run_id], key, x, y]
 
 
+def raw_curve_rows(runs: list[Run], request: CompareRequest) -> Iterator[list]:
+    """Every stored point of the runs' keys (no downsampling), read in chunks so that the
+    memory stays flat however long the runs are. ``x_min``/``x_max`` still cut the range."""
+    names = {run.pk: run.name for run in runs}
+    yield ["run_id", "run_name", "key", "step", "time", "value"]
+    points = MetricPoint.objects.filter(run_id__in=list(names), key__in=request.keys)
+    axis = "time" if request.axis == "time" else "step"
+    if request.x_min is not None:
+        points = points.filter(**{f"{axis}__gte": request.x_min})
+    if request.x_max is not None:
+        points = points.filter(**{f"{axis}__lte": request.x_max})
+    rows = points.order_by("run_id", "key", "step").values_list("run_id", "key", "step", "time", "value")
+    for run_id, key, step, time, value in rows.iterator(chunk_size=RAW_CHUNK):
+        yield [run_id, names[run_id], key, step, time, value]
+
+
 def table_csv(payload: dict) -> Iterator[str]:
     return _lines(table_rows(payload))
 
 
 def curves_csv(payload: dict) -> Iterator[str]:
     return _lines(curve_rows(payload))
+
+
+def raw_curves_csv(runs: list[Run], request: CompareRequest) -> Iterator[str]:
+    return _lines(raw_curve_rows(runs, request))
