@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels.
+"""ASGI entry point: HTTP through Django (behind a request body limit), websockets through Channels.
 
 Websockets authenticate with the session cookie (AuthMiddlewareStack) or an
 ``Authorization: Token <key>`` header (TokenAuthMiddleware, for scripts).
@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from webapp.accounts.middleware import BrowserOriginValidator, TokenAuthMiddleware  # noqa: E402
+from webapp.request_limits import RequestBodyLimit  # noqa: E402
 from webapp.runs.consumers import RunConsumer  # noqa: E402
 
 websocket_urlpatterns = [
@@ -24,7 +25,8 @@ websocket_urlpatterns = [
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Oversize bodies get 413 before Django spools them to disk (webapp/request_limits.py).
+        "http": RequestBodyLimit(django_asgi_app),
         # Browsers send an Origin (checked against ALLOWED_HOSTS: no cross-site hijacking);
         # scripts send none and authenticate with a token.
         "websocket": BrowserOriginValidator(

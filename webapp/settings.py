@@ -175,6 +175,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 
 FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 FILE_UPLOAD_PERMISSIONS = 0o640
 CUBELAB_DATASET_MAX_BYTES = env_int("CUBELAB_DATASET_MAX_BYTES", 200 * 1024 * 1024)
+# Django spools a whole request body to disk before any view runs, so webapp/request_limits.py
+# (around the ASGI app) answers 413 past these, before the body is stored: multipart bodies
+# (uploads) get the dataset limit plus 1 MiB of framing and form fields; other bodies get
+# DATA_UPLOAD_MAX_MEMORY_SIZE.
+CUBELAB_REQUEST_MAX_BYTES = env_int("CUBELAB_REQUEST_MAX_BYTES", CUBELAB_DATASET_MAX_BYTES + 1024 * 1024)
 CUBELAB_DATASET_MAX_ROWS = env_int("CUBELAB_DATASET_MAX_ROWS", 1_000_000)
 CUBELAB_DATASET_MAX_LINE_BYTES = env_int("CUBELAB_DATASET_MAX_LINE_BYTES", 1024 * 1024)
 
