@@ -20,6 +20,7 @@
   const $ = (id) => document.getElementById(id);
   const PAGE_SIZE = 50;
   const MANY_RUNS = 12;     // more runs than this share traces (see bucketTraces)
+  const TEAM_BASELINE_COLOR = "#222b36";
   const COLORS = ["#2f6fdf", "#d9534f", "#1f8a4c", "#b7791f", "#7b4bd6", "#0f9aa8", "#c2417a", "#5c6b7a",
                   "#e07b00", "#3d9970"];
   const BASE_COLUMNS = [["name", "Name"], ["status", "Status"], ["dataset", "Dataset"], ["owner", "Owner"],
@@ -337,7 +338,22 @@
       annotations.push({ xref: "paper", x: 1, y: value, xanchor: "right", yanchor: "bottom", showarrow: false,
                          text: kind + " baseline", font: { size: 10, color: color } });
     }
+    // The team's baseline run (when it is not one of the compared runs): a solid line labelled
+    // on the left, away from the trainer's baselines on the right.
+    for (const baseline of comparison.team_baselines || []) {
+      const value = baseline.values[key];
+      if (typeof value !== "number") continue;
+      shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: value, y1: value,
+                    line: { color: TEAM_BASELINE_COLOR, width: 1.5 } });
+      annotations.push({ xref: "paper", x: 0, y: value, xanchor: "left", yanchor: "bottom", showarrow: false,
+                         text: "team baseline: " + plotlyText(baseline.name), font: { size: 10, color: TEAM_BASELINE_COLOR } });
+    }
     return { shapes: shapes, annotations: annotations };
+  }
+
+  // Plotly reads tags and entities in annotation text; a run name is user text, shown as typed.
+  function plotlyText(text) {
+    return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   }
 
   function chartLayout(key, range) {

@@ -1,6 +1,6 @@
 """The comparison page in a real browser (Debian's Chromium via Playwright) against Django's
 live server: filter the runs table with the query language, select three runs, see three
-curves per metric, the config diff and the summary; zoom a chart and get full resolution
+curves per metric, the team's baseline run as a reference line, the config diff and the summary; zoom a chart and get full resolution
 for the zoomed range. A screenshot lands in test-artifacts/compare.png."""
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def compare_runs(make_dataset, alice, bob):  # make_dataset first: it picks the 
                                time=1e9 + s) for s in range(0, STEPS, 300)]
         MetricPoint.objects.bulk_create(points)
         runs.append(run)
+    Run.objects.filter(pk=runs[0].pk).update(is_baseline=True)  # the team's reference run
     other = make_dataset(bob, name="bob data")
     Run.objects.create(name="bob's secret", owner=bob, dataset=other, config={"cube": {"steps": 8}}, status="succeeded")
     return runs
@@ -96,7 +97,9 @@ def test_it_compares_three_runs_in_the_browser(compare_runs, live_server, browse
                            "[d.dataset.key, d.data.filter(t => (t.meta || '').startsWith('run-')).length])")
     assert dict(curves)["train/loss"] == 3 and dict(curves)["val/qa_cosine"] == 3
     baselines = page.evaluate("document.querySelector('[data-key=\"val/qa_cosine\"]').layout.shapes.length")
-    assert baselines == 2  # identity and linear reference lines
+    assert baselines == 3  # identity and linear reference lines, and the team's baseline run (not selected)
+    labels = page.evaluate("document.querySelector('[data-key=\"val/qa_cosine\"]').layout.annotations.map(a => a.text)")
+    assert f"team baseline: {compare_runs[0].name}" in labels
     diff_keys = page.eval_on_selector_all("#config-diff tbody tr", "rows => rows.map(r => r.dataset.key)")
     assert diff_keys == ["cube.steps", "seed", "train.lr"]  # only what differs
     page.locator("#parcoords").scroll_into_view_if_needed()  # drawn once in view

@@ -143,6 +143,22 @@ def test_it_returns_baselines_from_each_runs_summary(api_client, alice, dataset)
     assert body["runs"][0]["is_baseline"] is False
 
 
+def test_it_returns_the_teams_baseline_run_when_it_is_not_compared(api_client, alice, bob, dataset, make_dataset):
+    a = make_run(alice, dataset, "a", points={"train/loss": ([0, 1], [1.0, 0.5])})
+    reference = make_run(alice, dataset, "reference", summary={"val/mrr": 0.42},
+                         points={"train/loss": ([0, 5, 9], [2.0, 0.9, 0.7]), "val/mrr": ([9], [0.1])})
+    Run.objects.filter(pk=reference.pk).update(is_baseline=True)
+    theirs = make_run(bob, make_dataset(bob, name="bob data"), "bob ref", summary={"val/mrr": 0.99})
+    Run.objects.filter(pk=theirs.pk).update(is_baseline=True)  # another team's: never shown to alice
+    body = api_client.get(URL, {"runs": a.pk, "keys": "val/mrr,train/loss,val/none"}).json()
+    assert body["team_baselines"] == [{"id": reference.pk, "name": "reference", "team_id": a.team_id,
+                                       "team": a.team.name, "values": {"val/mrr": 0.42, "train/loss": 0.7}}]
+    assert str(reference.pk) not in body["series"]  # a reference line, not a compared run
+    both = api_client.get(URL, {"runs": ids(a, reference), "keys": "val/mrr"}).json()
+    assert both["team_baselines"] == []  # already compared: drawn as a run
+    assert [run["is_baseline"] for run in both["runs"]] == [False, True]
+
+
 def test_another_users_runs_are_not_returned(api_client, alice, bob, dataset, make_dataset):
     mine = make_run(alice, dataset, "mine", points={"train/loss": ([0, 1], [1.0, 0.5])})
     theirs = make_run(bob, make_dataset(bob, name="bob data"), "theirs", points={"train/loss": ([0, 1], [9.0, 9.0])})

@@ -82,6 +82,8 @@ COMPARE_EXAMPLE = OpenApiExample(
         "config_diff": [{"key": "cube.steps", "values": {"1": 4, "2": 8}}],
         "summary": {"1": {"val/qa_cosine": {"last": 0.81, "min": 0.52, "max": 0.81, "best": 0.81}}},
         "baselines": {"1": {"val/qa_cosine": {"identity": 0.41, "linear": 0.63}}},
+        "team_baselines": [{"id": 7, "name": "reference", "team_id": 1, "team": "alice",
+                            "values": {"val/qa_cosine": 0.74}}],
         "group_by": None, "groups": [],
     },
     response_only=True,
@@ -91,6 +93,9 @@ COMPARE_EXAMPLE = OpenApiExample(
 @extend_schema(
     operation_id="compare_runs",
     summary="Compare runs: downsampled curves, config diff, summary table, groups, baselines",
+    description="`baselines` are the trainer's identity/linear reference values of each run; "
+                "`team_baselines` the team's baseline run (marked `is_baseline`) of each team the runs belong "
+                "to, when it is not among them: its summary value per key (else its last point).",
     parameters=COMPARE_PARAMETERS,
     responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
     examples=[COMPARE_EXAMPLE],

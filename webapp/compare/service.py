@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from webapp.runs.models import Run, get_runs_for_user
+from webapp.runs.models import MetricPoint, Run, get_runs_for_user
 
 from .series import Series, load_series
 
@@ -131,6 +131,7 @@ def compare(user, request: CompareRequest) -> dict[str, Any]:
         "config_diff": config_diff(runs),
         "summary": summary_table(runs, request.keys, by_run),
         "baselines": baselines(runs, request.keys),
+        "team_baselines": team_baselines(user, runs, request.keys),
         "group_by": request.group_by,
         "groups": [group | {"series": group_series(group["runs"], request.keys, by_run, request.axis, budget)}
                    if len(group["runs"]) > 1 else group | {"series": {}} for group in groups],
@@ -228,6 +229,31 @@ def baselines(runs: list[Run], keys: list[str]) -> dict[str, dict[str, dict]]:
         if per_key:
             result[str(run.pk)] = per_key
     return result
+
+
+def team_baselines(user, runs: list[Run], keys: list[str]) -> list[dict[str, Any]]:
+    """The baseline run (``Run.is_baseline``) of each team the compared runs belong to, unless it
+    is one of them: [{id, name, team_id, team, values: {key: value}}]. A value is the run's
+    summary value, else the last point of its series; keys with neither are left out."""
+    selected = {run.pk for run in runs}
+    teams = {run.team_id for run in runs if run.team_id is not None}
+    found = (get_runs_for_user(user).filter(team_id__in=teams, is_baseline=True).exclude(pk__in=selected)
+             .select_related("team").order_by("team_id"))
+    result = []
+    for baseline in found:
+        values = {key: value for key in keys if (value := _reference_value(baseline, key)) is not None}
+        result.append({"id": baseline.pk, "name": baseline.name, "team_id": baseline.team_id,
+                       "team": baseline.team.name, "values": values})
+    return result
+
+
+def _reference_value(run: Run, key: str) -> Optional[float]:
+    value = (run.summary or {}).get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+        return float(value)
+    last = (MetricPoint.objects.filter(run=run, key=key).order_by("-step").values_list("value", flat=True)
+            .first())
+    return float(last) if last is not None and np.isfinite(last) else None
 
 
 # --- groups -------------------------------------------------------------------------------
