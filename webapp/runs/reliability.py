@@ -15,6 +15,9 @@ The lease is three columns of ``Run``: ``status``, ``heartbeat_at`` and ``attemp
   ``reap_runs`` command) marks a ``running`` run whose heartbeat is older than
   ``CUBELAB_HEARTBEAT_TIMEOUT_S`` ``interrupted`` and, if it has a checkpoint and attempts
   left, re-queues it with ``resume_from`` set: the next worker continues from there.
+* ``resend_lost_messages`` (the same reaper) sends the message of a run still ``queued``
+  ``CUBELAB_REQUEUE_QUEUED_AFTER_S`` after its last one again: Redis restarted without its
+  file loses queued messages, and the claim makes a duplicate delivery a no-op.
 * A worker learns it lost the lease from its heartbeat or from ``LeaseGuard``-style checks
   before it writes (worker/tasks.py): ``LeaseLost`` stops it without recording anything.
 * ``finish_run`` records the end, conditional on the attempt; a run whose cancel was
@@ -26,6 +29,7 @@ Django only (no torch): the web process, the worker and the command all import i
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -191,7 +195,7 @@ def prepare_resume(run: Run) -> Optional[tuple[str, int]]:
 @dataclass
 class Reaped:
     run_id: int
-    outcome: str  # "requeued", "interrupted" or "cancelled"
+    outcome: str  # "requeued", "interrupted", "cancelled"; "resent" or "queued" for a lost message
     detail: str
 
 
@@ -231,6 +235,62 @@ def _reap(run: Run, cutoff, now, timeout_s: float, send) -> Optional[Reaped]:
                                             heartbeat_at=None):
         return None  # it beat meanwhile, or another reaper got there first
     return requeue_interrupted(run, error, send)
+
+
+# --- lost queue messages -----------------------------------------------------------------------
+
+
+def requeue_queued_after_s() -> float:
+    """CUBELAB_REQUEUE_QUEUED_AFTER_S (default 600; 0 turns re-sending off)."""
+    configured = getattr(settings, "CUBELAB_REQUEUE_QUEUED_AFTER_S", None)
+    if configured is None:
+        configured = os.environ.get("CUBELAB_REQUEUE_QUEUED_AFTER_S") or 600
+    return float(configured)
+
+
+def resend_lost_messages(after_s: Optional[float] = None,
+                         send: Optional[Callable[[int, str, str], None]] = None) -> list[Reaped]:
+    """Send the message of every run still `queued` ``after_s`` seconds after its last one again.
+
+    A Redis restarted without its append-only file has forgotten the queued messages, and
+    such a run would wait forever. Re-sending is harmless when the message was merely waiting
+    behind others: the first delivery claims the run, any later one finds it not `queued` and
+    does nothing. So the bound is a plain age: since the run was queued, or since the last
+    entry in its log (every re-queue and every re-send writes one), so each run is re-sent at
+    most once per ``after_s``, however many reapers look.
+    """
+    after_s = requeue_queued_after_s() if after_s is None else float(after_s)
+    if after_s <= 0:
+        return []
+    cutoff = timezone.now() - timedelta(seconds=after_s)
+    waiting = (Run.objects.filter(status=Run.Status.QUEUED, created_at__lt=cutoff)
+               .exclude(log_entries__time__gt=cutoff.timestamp()).only("pk", "queue", "task_id"))
+    resent = [_resend(run, after_s, send) for run in waiting]
+    return [outcome for outcome in resent if outcome is not None]
+
+
+def _resend(run: Run, after_s: float, send) -> Optional[Reaped]:
+    task_id = str(uuid.uuid4())
+    detail = (f"still queued {after_s:g} s after its last message: sent it again in case Redis lost it "
+              "(a duplicate is ignored)")
+    with transaction.atomic():  # one reaper wins; its log entry restarts the clock for the others
+        if not Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED, task_id=run.task_id).update(task_id=task_id):
+            return None
+        LogEntry.objects.create(run_id=run.pk, time=time.time(), level="warning", message=detail)
+    try:
+        (send or _send_task)(run.pk, run.queue, task_id)
+    except Exception as failure:  # broker down: the next try comes after_s later
+        log.exception("could not re-send the message of run %s", run.pk)
+        message = f"could not send its message again: {type(failure).__name__}: {failure}"[:2000]
+        LogEntry.objects.create(run_id=run.pk, time=time.time(), level="warning", message=message)
+        return Reaped(run.pk, "queued", message)
+    log.warning("run %s: %s", run.pk, detail)
+    return Reaped(run.pk, "resent", detail)
+
+
+def reap(timeout_s: Optional[float] = None, send: Optional[Callable[[int, str, str], None]] = None) -> list[Reaped]:
+    """One round of the reaper: silent runs, then queued runs whose message may be lost."""
+    return reap_stale_runs(timeout_s=timeout_s, send=send) + resend_lost_messages(send=send)
 
 
 def requeue_after_shutdown(run_id: int, attempt: int, error: str,
@@ -298,7 +358,7 @@ def _announce(run: Run, reaped: Reaped) -> Reaped:
 
 
 class Reaper:
-    """Runs ``reap_stale_runs`` every ``interval`` seconds in a daemon thread (each worker
+    """Runs ``reap`` every ``interval`` seconds in a daemon thread (each worker
     starts one: Celery beat is not needed)."""
 
     def __init__(self, interval: Optional[float] = None):
@@ -318,7 +378,7 @@ class Reaper:
         try:
             while not self._stop.wait(self.interval):
                 try:
-                    reap_stale_runs()
+                    reap()
                 except Exception:
                     log.exception("reaping stale runs failed; retrying")
                     close_old_connections()

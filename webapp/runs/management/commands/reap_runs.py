@@ -1,4 +1,5 @@
-"""End runs whose worker vanished; re-queue those that can resume (see webapp/runs/reliability.py).
+"""End runs whose worker vanished; re-queue those that can resume; send again the message of
+runs queued too long (a Redis restart may have lost it). See webapp/runs/reliability.py.
 
 Every worker already does this every CUBELAB_REAPER_INTERVAL_S, and `runplatform` runs
 `reap_runs --loop` beside its worker; the command is also for an operator (or a cron job)
@@ -13,11 +14,12 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from webapp.runs.reliability import reap_stale_runs
+from webapp.runs.reliability import reap
 
 
 class Command(BaseCommand):
-    help = "Mark running runs with a stale heartbeat interrupted and re-queue those with a checkpoint."
+    help = ("Mark running runs with a stale heartbeat interrupted and re-queue those with a checkpoint; "
+            "re-send the message of runs queued longer than CUBELAB_REQUEUE_QUEUED_AFTER_S.")
 
     def add_arguments(self, parser):
         parser.add_argument("--timeout", type=float, default=None,
@@ -28,7 +30,7 @@ class Command(BaseCommand):
     def handle(self, *args, timeout, loop, **options):
         while True:
             try:
-                for reaped in reap_stale_runs(timeout_s=timeout):
+                for reaped in reap(timeout_s=timeout):
                     self.stdout.write(f"run {reaped.run_id}: {reaped.outcome} — {reaped.detail}")
                     self.stdout.flush()
             except Exception as error:
