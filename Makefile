@@ -33,9 +33,11 @@ test-tools:
 run: $(STAMP)
 	$(BIN)/python manage.py runplatform --port $(PORT)
 
-# One more Celery worker against the same Redis and database (an operator adding capacity).
+# One more Celery worker against the same Redis and database (an operator adding capacity):
+# queues gpu,cpu where CUDA is usable, else cpu (QUEUES overrides); its own node name
+# (worker-<pid>@host, WORKER_NAME overrides) so two on one host never collide.
 worker: $(STAMP)
-	$(BIN)/celery -A worker worker -Q $${QUEUES:-cpu,gpu} --pool solo --loglevel INFO
+	exec $(BIN)/python -m webapp.processes worker
 
 # The whole suite on the embedded defaults (SQLite, our own Redis), then the database-facing
 # tests again on a throwaway PostgreSQL cluster, the production database.
