@@ -255,6 +255,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The schema and the docs page answer signed-in users only (the default is AllowAny):
+    # they list every endpoint and field to whoever asks.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # The demo account that `load_demo` creates and `runplatform` prints.
