@@ -19,6 +19,9 @@
   function fmt(value) {
     if (value === null || value === undefined) return "";
     if (typeof value === "number") return Number.isInteger(value) ? String(value) : value.toPrecision(4);
+    // A lattice choice [8, 8, 6] reads as the cube it is; other lists and mappings as JSON.
+    if (Array.isArray(value) && value.length && value.every(Number.isInteger)) return value.join("×");
+    if (typeof value === "object") return JSON.stringify(value);
     return String(value);
   }
 

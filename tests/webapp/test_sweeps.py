@@ -12,6 +12,7 @@ from webapp.sweeps import optimiser
 from webapp.sweeps.actions import advance_sweep, create_sweep, run_ended, stop_sweep, trial_evaluated
 from webapp.sweeps.models import Sweep, Trial
 from webapp.sweeps.optimiser import PastTrial, SpaceError
+from webapp.sweeps.space import checked_values
 
 BASE = """
 task: dialogue
@@ -23,6 +24,11 @@ teachers: [{name: minilm}]
 SPACE = {"train.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
          "cube.steps": {"type": "int", "low": 2, "high": 8},
          "cube.cell": {"type": "categorical", "choices": ["mlp", "gmlp"]}}
+LATTICES = [[8, 8, 6], [8, 8, 3], [4, 4, 24]]  # each holds MiniLM's 384 dimensions exactly
+LEARNED = BASE.replace("steps: 2}", "steps: 2, projection: learned}")
+# Each value is valid alone (with the base's other keys); 8×8×5 with `exact` is not.
+COMBINED = {"cube.lattice": {"type": "categorical", "choices": [[8, 8, 6], [8, 8, 5]]},
+            "cube.projection": {"type": "categorical", "choices": ["learned", "exact"]}}
 
 
 @pytest.fixture
@@ -55,12 +61,70 @@ def test_it_names_a_key_whose_range_leaves_the_schema(db):
     errors = errors_of({"cube.steps": {"type": "int", "low": 0, "high": 4},
                         "train.lr": {"type": "float", "low": 1e-4, "high": 1e-2}})
     assert [e["path"] for e in errors] == ["cube.steps"]
-    assert "cube.steps=0" in errors[0]["message"]
+    assert errors[0]["message"].startswith("0 is not valid: Input should be greater than or equal to 1")
 
 
 def test_it_names_a_bad_choice(db):
     errors = errors_of({"cube.cell": {"type": "categorical", "choices": ["mlp", "transformer"]}})
     assert errors[0]["path"] == "cube.cell" and "transformer" in errors[0]["message"]
+
+
+def test_a_choice_may_be_a_lattice(db):
+    space = optimiser.parse_space("cube.lattice: {type: categorical, choices: [[8, 8, 6], [4, 4, 24]]}\n")
+    optimiser.validate_space(BASE, space)
+    assert space["cube.lattice"]["choices"] == [[8, 8, 6], [4, 4, 24]]
+    from_python = optimiser.parse_space({"cube.lattice": {"type": "categorical", "choices": [(8, 8, 6)]}})
+    assert from_python["cube.lattice"]["choices"] == [[8, 8, 6]]  # a tuple is stored as the list it means
+
+
+def test_it_refuses_a_choice_listed_twice():
+    with pytest.raises(SpaceError) as caught:
+        optimiser.parse_space({"cube.lattice": {"type": "categorical", "choices": [[8, 8, 6], (8, 8, 6)]}})
+    assert caught.value.errors == [{"path": "cube.lattice", "message": "the choice [8, 8, 6] is listed twice"}]
+
+
+def test_it_names_the_values_of_a_range_that_the_schema_refuses(db):
+    errors = errors_of({"cube.neighbourhood": {"type": "int", "low": 6, "high": 26}})
+    assert errors == [{"path": "cube.neighbourhood",
+                       "message": "7 is not valid: Input should be 6 or 26 (nor are 18 more of the 21 values checked: "
+                                  "8, 9, 10, 11, 12, …)"}]
+    optimiser.validate_space(BASE, optimiser.parse_space({"cube.neighbourhood": {"type": "int", "low": 6,
+                                                                                  "high": 26, "step": 20}}))
+
+
+def test_a_long_range_is_checked_on_a_sample(db):
+    spec = optimiser.parse_space({"cube.steps": {"type": "int", "low": 1, "high": 100_000}})["cube.steps"]
+    assert len(checked_values(spec)) <= 102 and {1, 100_000} <= set(checked_values(spec))
+    errors = errors_of({"cube.steps": {"type": "int", "low": 1, "high": 100_000}})
+    assert "is not valid: Input should be less than or equal to 1000" in errors[0]["message"]
+    assert "of the 100 values checked" in errors[0]["message"]
+
+
+def test_it_refuses_a_lattice_choice_that_cannot_hold_the_teachers_dimension(db):
+    space = {"cube.lattice": {"type": "categorical", "choices": [[8, 8, 6], [8, 8, 12], [4, 4, 24]]}}
+    errors = errors_of(space)
+    assert errors == [{"path": "cube.lattice", "message": "[8, 8, 12] is not valid: lattice 8×8×12 = 768 cells "
+                       "cannot hold 384-D vectors exactly: use 8×8×6 or 8×4×12, or set `cube.projection: learned`"}]
+    optimiser.validate_space(LEARNED, optimiser.parse_space(space))  # a learned projection holds any dimension
+
+
+def test_it_sweeps_one_side_of_the_lattice(db):
+    errors = errors_of({"cube.lattice.2": {"type": "int", "low": 1, "high": 6}})
+    assert errors[0]["path"] == "cube.lattice.2"
+    assert errors[0]["message"].startswith("4 is not valid: cube.lattice: lattice 8×8×4 = 256 cells cannot hold")
+    assert errors[0]["message"].endswith("(nor is 1 more of the 6 values checked: 5)")
+    optimiser.validate_space(BASE, optimiser.parse_space({"cube.lattice.2": {"type": "categorical",
+                                                                              "choices": [3, 6]}}))
+    assert optimiser.apply_params(BASE, {"cube.lattice.2": 3})["cube"]["lattice"] == [8, 8, 3]
+    outside = errors_of({"cube.lattice.3": {"type": "int", "low": 1, "high": 2}})
+    assert outside == [{"path": "cube.lattice.3", "message": "`cube.lattice` is a list of 3 items: `3` must be an "
+                                                             "index from 0 to 2"}]
+
+
+def test_a_lattice_written_as_text_is_refused_with_a_hint(db):
+    errors = errors_of({"cube.lattice": {"type": "categorical", "choices": [[8, 8, 6], "8x8x3"]}})
+    assert len(errors) == 1 and errors[0]["message"].startswith('"8x8x3" is not valid: Input should be a valid')
+    assert errors[0]["message"].endswith("; write a lattice as a list, e.g. [8, 8, 3]")
 
 
 @pytest.mark.parametrize("spec, words", [
@@ -120,6 +184,23 @@ def test_each_method_suggests_valid_distinct_configs(db, method):
         assert all("grid_id" in t.system_attrs for t in past)
         assert len({t.system_attrs["grid_id"] for t in past}) == 6
         assert all(t.params["train.lr"] in (1e-4, 1e-3, 1e-2) for t in past)
+
+
+@pytest.mark.parametrize("method", ["grid", "random", "tpe"])
+def test_lattice_choices_come_back_as_lists_in_each_method(db, method):
+    space = optimiser.parse_space({"cube.lattice": {"type": "categorical", "choices": LATTICES},
+                                   "cube.steps": {"type": "int", "low": 2, "high": 3}})
+    past = []
+    for number in range(6):
+        params, attrs = optimiser.suggest(method, space, "maximize", 1, past)
+        assert params["cube.lattice"] in LATTICES
+        config = parse_config(optimiser.apply_params(BASE, params) | {"data": {"path": "x.jsonl"}})
+        assert list(config.cube.lattice) == params["cube.lattice"]
+        past.append(PastTrial(number, params, "complete", value=float(number), system_attrs=attrs))
+    if method == "grid":
+        assert len({(tuple(t.params["cube.lattice"]), t.params["cube.steps"]) for t in past}) == 6
+        assert optimiser.grid_exhausted(space, past)
+    assert set(optimiser.importances(space, "maximize", past)) == {"cube.lattice", "cube.steps"}
 
 
 def test_tpe_moves_toward_the_better_region():
@@ -260,6 +341,35 @@ def test_a_run_outside_any_sweep_is_never_pruned(alice, make_dataset):
     run = Run.objects.create(name="r", owner=alice, dataset=make_dataset(alice), status=Run.Status.RUNNING)
     assert not trial_evaluated(run.pk, 1, {"val/qa_cosine": 0.0})
     run_ended(run.pk)  # no sweep: nothing happens
+
+
+def test_a_trial_whose_combination_is_invalid_fails_alone_and_the_sweep_goes_on(alice, make_dataset, sent):
+    sweep = make_sweep(alice, make_dataset(alice), base_config_yaml=LEARNED, search_space=COMBINED,
+                       method="grid", budget=4, parallelism=2)
+    for _ in range(4):
+        active = list(sweep.trials.filter(state="running").select_related("run"))
+        if not active:
+            break
+        finish(active[0].run)
+        run_ended(active[0].run_id)
+    sweep.refresh_from_db()
+    assert sweep.status == "finished" and sweep.error == ""
+    assert sorted(sweep.trials.values_list("state", flat=True)) == ["complete"] * 3 + ["fail"]
+    failed = sweep.trials.get(state="fail")
+    assert failed.params == {"cube.lattice": [8, 8, 5], "cube.projection": "exact"} and failed.run is None
+    assert failed.reason.startswith("invalid config (lattice=8×8×5, projection=exact): cube.lattice: lattice "
+                                    "8×8×5 = 320 cells cannot hold 384-D vectors exactly")
+    assert Run.objects.filter(tags__name=sweep.tag).count() == 3
+
+
+def test_a_sweep_stops_after_too_many_invalid_trials_in_a_row(alice, make_dataset, sent, monkeypatch):
+    monkeypatch.setattr("webapp.sweeps.actions.MAX_QUEUE_FAILURES_IN_A_ROW", 1)
+    sweep = make_sweep(alice, make_dataset(alice), base_config_yaml=LEARNED, search_space=COMBINED,
+                       method="grid", budget=4, parallelism=4)
+    last = sweep.trials.order_by("number").last()
+    assert last.state == "fail" and last.run is None  # nothing queued after it
+    assert sweep.status == "stopping" and sweep.error.startswith("1 trials in a row had an invalid config; the last: "
+                                                                 "invalid config (lattice=8×8×5, projection=exact)")
 
 
 def test_it_refuses_an_invalid_sweep_and_creates_nothing(alice, make_dataset, sent):

@@ -6,7 +6,8 @@ stopped and when its page asks for it. It syncs each trial's state from its run,
 trials up to the parallelism limit until the budget is spent, and ends the sweep once no
 trial is active. It holds the sweep's row lock (``select_for_update``; SQLite's IMMEDIATE
 transactions serialise writers anyway), so two workers ending trials at once cannot both
-spend the same slot.
+spend the same slot. A trial whose combination of values the trainer refuses (each value
+alone passed ``validate_space``) fails on its own with the reason, and the sweep goes on.
 """
 
 from __future__ import annotations
@@ -18,16 +19,23 @@ from typing import Any, Optional
 from django.db import transaction
 from django.utils import timezone
 
+from trainer.config import ConfigError
+from webapp.configs.actions import ConfigRejected
 from webapp.datasets.models import Dataset
 from webapp.runs.actions import RunFinished, cancel_run, queue_run
 from webapp.runs.models import LogEntry, MetricPoint, Run
 from webapp.teams.models import Team
 
 from . import optimiser
-from .models import Sweep, Trial
+from .models import REASON_LENGTH, Sweep, Trial
 from .optimiser import PastTrial, SpaceError
+from .space import describe
 
 log = logging.getLogger(__name__)
+# A space where most combinations are invalid would otherwise spend its whole budget on
+# failed trials in one go: stop it and say why.
+MAX_QUEUE_FAILURES_IN_A_ROW = 10
+INVALID = "invalid config"  # how the reason of a trial that could not be queued starts
 
 
 def create_sweep(
@@ -123,18 +131,26 @@ def advance_sweep(sweep_id: int) -> Optional[Sweep]:
         active = sweep.trials.filter(state=Trial.State.RUNNING).count()
         past = past_trials(sweep, with_intermediate=sweep.method == Sweep.Method.TPE)
         exhausted = sweep.method == Sweep.Method.GRID and optimiser.grid_exhausted(sweep.search_space, past)
+        failed_in_a_row = _queue_failures_in_a_row(sweep)
         while sweep.status == Sweep.Status.RUNNING and total < sweep.budget and active < sweep.parallelism \
                 and not exhausted:
             try:
-                _queue_trial(sweep, total, past)
-            except Exception as error:  # e.g. the dataset or a teacher changed: say so, queue no more
+                with transaction.atomic():  # a trial that breaks half-way leaves nothing behind
+                    trial = _queue_trial(sweep, total, past)
+            except Exception as error:  # e.g. the dataset or the team changed: say so, queue no more
                 log.exception("sweep %s: trial %s could not be queued", sweep.pk, total)
-                sweep.error = f"trial {total} could not be queued: {error}"[:2000]
-                sweep.status = Sweep.Status.STOPPING
-                sweep.save(update_fields=["error", "status"])
+                _stop_with_error(sweep, f"trial {total} could not be queued: {error}")
                 break
+            total += 1
+            if trial.state == Trial.State.FAIL:
+                failed_in_a_row += 1
+                if failed_in_a_row >= MAX_QUEUE_FAILURES_IN_A_ROW:
+                    _stop_with_error(sweep, f"{failed_in_a_row} trials in a row had an invalid config; the last: "
+                                            f"{trial.reason}")
+                    break
+            else:
+                failed_in_a_row, active = 0, active + 1
             past = past_trials(sweep, with_intermediate=sweep.method == Sweep.Method.TPE)
-            total, active = total + 1, active + 1
             exhausted = sweep.method == Sweep.Method.GRID and optimiser.grid_exhausted(sweep.search_space, past)
         if active == 0:
             sweep.status = Sweep.Status.FINISHED if sweep.status == Sweep.Status.RUNNING else Sweep.Status.STOPPED
@@ -144,18 +160,47 @@ def advance_sweep(sweep_id: int) -> Optional[Sweep]:
 
 
 def _queue_trial(sweep: Sweep, number: int, past: list[PastTrial]) -> Trial:
+    """Ask Optuna for the next params and queue their run; a combination of values that the
+    trainer (or the run's pre-flight) refuses becomes a failed trial that says why, and the
+    sweep goes on."""
     params, system_attrs = optimiser.suggest(sweep.method, sweep.search_space, sweep.direction, sweep.seed, past)
-    config = optimiser.apply_params(sweep.base_config_yaml, params)
-    label = ", ".join(f"{key.split('.')[-1]}={_short(value)}" for key, value in params.items())
-    run = queue_run(
-        sweep.owner, f"{sweep.name} #{number} ({label})"[:200], sweep.dataset, config=config, queue=sweep.queue,
-        tags=[sweep.tag], team=sweep.team, notes=f"Trial {number} of sweep #{sweep.pk}: {params}",
-    )
+    label = ", ".join(f"{key.split('.')[-1]}={describe(value)}" for key, value in params.items())
+    try:
+        config = optimiser.apply_params(sweep.base_config_yaml, params)
+        run = queue_run(
+            sweep.owner, f"{sweep.name} #{number} ({label})"[:200], sweep.dataset, config=config,
+            queue=sweep.queue, tags=[sweep.tag], team=sweep.team,
+            notes=f"Trial {number} of sweep #{sweep.pk}: {label}",
+        )
+    except (ConfigError, ConfigRejected) as error:
+        reason = f"{INVALID} ({label}): {_issues(error)}"
+        log.info("sweep %s: trial %s not queued: %s", sweep.pk, number, reason)
+        return Trial.objects.create(sweep=sweep, number=number, params=params, system_attrs=system_attrs,
+                                    state=Trial.State.FAIL, reason=reason[:REASON_LENGTH])
     return Trial.objects.create(sweep=sweep, number=number, run=run, params=params, system_attrs=system_attrs)
 
 
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+def _issues(error: ConfigError | ConfigRejected) -> str:
+    issues = error.errors if isinstance(error, ConfigRejected) else error.as_list()
+    return "; ".join(f"{issue['path']}: {issue['message']}" if issue["path"] else issue["message"]
+                     for issue in issues)
+
+
+def _queue_failures_in_a_row(sweep: Sweep) -> int:
+    """How many of the latest trials failed before a run was queued."""
+    count = 0
+    latest = sweep.trials.order_by("-number").values_list("state", "reason")[:MAX_QUEUE_FAILURES_IN_A_ROW]
+    for state, reason in latest:
+        if state != Trial.State.FAIL or not reason.startswith(INVALID):
+            break
+        count += 1
+    return count
+
+
+def _stop_with_error(sweep: Sweep, error: str) -> None:
+    sweep.error = error[:2000]
+    sweep.status = Sweep.Status.STOPPING
+    sweep.save(update_fields=["error", "status"])
 
 
 # --- hooks the worker calls ---------------------------------------------------------------------

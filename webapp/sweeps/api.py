@@ -21,10 +21,11 @@ from .serializers import (SweepCreateSerializer, SweepDetailSerializer, SweepSer
 BASE = ("task: dialogue\nseed: 0\ncube: {lattice: [8, 8, 6], steps: 4}\ntrain: {epochs: 2, batch_size: 16, "
         "eval_every: 20}\nteachers: [{name: minilm}]\n")
 SPACE = ("train.lr: {type: float, low: 0.0001, high: 0.01, log: true}\ncube.steps: {type: int, low: 2, high: 8}\n"
-         "cube.cell: {type: categorical, choices: [mlp, gmlp]}\n")
+         "cube.lattice: {type: categorical, choices: [[8, 8, 6], [8, 8, 3], [4, 4, 24]]}\n")
 INVALID = OpenApiExample("invalid", response_only=True, status_codes=["400"], value={
-    "errors": [{"path": "cube.stpes", "message": "cube.stpes=2 is invalid: unknown key `cube.stpes`; did you mean "
-                                                 "`steps`?"}]})
+    "errors": [{"path": "cube.stpes", "message": "unknown key `cube.stpes`; did you mean `steps`?"},
+               {"path": "cube.neighbourhood", "message": "7 is not valid: Input should be 6 or 26 (nor are 18 more of "
+                                                         "the 21 values checked: 8, 9, 10, 11, 12, …)"}]})
 
 
 def _errors(errors: list[dict], code: int = status.HTTP_400_BAD_REQUEST) -> Response:
@@ -62,8 +63,12 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(
         summary="Start a sweep",
         description="Validates the base config and the search space against the trainer's schema (each key set to "
-        "its bounds or choices must give a valid config), saves the sweep and queues its first trials. 400 lists "
-        "every problem as `{errors: [{path, message}]}` (path = the config key) and queues nothing.",
+        "each of its choices, or each value of an int range up to 1,000 values, must give a valid config, the "
+        "lattice holding the teacher's dimension), saves the sweep and queues its first trials. 400 lists every "
+        "problem as `{errors: [{path, message}]}` (path = the config key) and queues nothing. A choice may be a "
+        "list (`cube.lattice: {type: categorical, choices: [[8, 8, 6], [4, 4, 24]]}`); `cube.lattice.2` sweeps one "
+        "side. A trial whose combination of values is still refused when it is queued fails alone, with the "
+        "reason in its `reason`, and the sweep goes on.",
         request=SweepCreateSerializer, responses={201: SweepSerializer, 400: OpenApiTypes.OBJECT},
         examples=[OpenApiExample("start", request_only=True, value={
             "name": "lr and steps", "dataset": 2, "base_config_yaml": BASE, "search_space_yaml": SPACE,
@@ -126,8 +131,9 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                                                                     "search_space_yaml": SPACE, "method": "tpe"}),
                   OpenApiExample("result", response_only=True, value={
                       "valid": False, "grid_size": None,
-                      "errors": [{"path": "cube.steps", "message": "cube.steps=0 is invalid: Input should be "
-                                                                   "greater than or equal to 1 (got 0)"}]})],
+                      "errors": [{"path": "cube.lattice", "message": "[8, 8, 12] is not valid: lattice 8×8×12 = "
+                                  "768 cells cannot hold 384-D vectors exactly: use 8×8×6 or 8×4×12, or set "
+                                  "`cube.projection: learned`"}]})],
     )
     @action(detail=False, methods=["post"])
     def validate(self, request):

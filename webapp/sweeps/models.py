@@ -8,6 +8,8 @@ from django.db import models
 
 from webapp.teams.models import team_scope
 
+REASON_LENGTH = 1000
+
 
 class Sweep(models.Model):
     class Method(models.TextChoices):
@@ -74,8 +76,9 @@ class Trial(models.Model):
     system_attrs = models.JSONField(default=dict, blank=True)  # Optuna's (GridSampler's grid_id)
     state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING, db_index=True)
     value = models.FloatField(null=True, blank=True)
-    # Why the run ended `cancelled`: "pruned" (the median pruner) or "stopped" (the sweep).
-    reason = models.CharField(max_length=16, blank=True)
+    # Why the trial ended early: "pruned" (the median pruner), "stopped" (the sweep), the run's
+    # status, or "invalid config (…): …" when its combination of values could not be queued.
+    reason = models.CharField(max_length=REASON_LENGTH, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,4 +1,4 @@
-"""Search spaces and Optuna, with no state of its own.
+"""Optuna, with no state of its own (search spaces and their validation: ``space.py``).
 
 The study is rebuilt in memory from the database each time it is asked something (a new
 trial, a pruning verdict, the importances): every finished trial is ``add_trial``-ed back
@@ -6,15 +6,13 @@ with ``optuna.trial.create_trial`` (its params, value or intermediate values, Op
 attributes such as GridSampler's ``grid_id``) and queued or running trials as ``RUNNING``.
 The database stays the one source of truth: no second schema, nothing to migrate, any web or
 worker process can ask. Samplers are seeded with the sweep's seed plus the number of trials
-so far, so each draw is reproducible and differs from the previous one.
+so far, so each draw is reproducible and differs from the previous one. Optuna sees a list
+choice (a lattice) as its JSON text; params come back out as config values.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
-import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -22,200 +20,19 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from trainer.config import ConfigError, _apply_override, read_yaml
-from webapp.configs.actions import ConfigRejected, resolve_config
+from .space import (SpaceError, apply_params, check_method, decode_params, encode_choice, encode_params,
+                    grid_size, grid_values, parse_space, validate_space)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 log = logging.getLogger(__name__)
 
-TYPES = ("float", "int", "categorical")
-KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
-MAX_GRID = 10_000
-
-
-class SpaceError(ValueError):
-    """The search space is invalid; ``errors`` is [{path, message}], path = the config key."""
-
-    def __init__(self, errors: list[dict[str, str]]):
-        super().__init__("; ".join(f"{e['path']}: {e['message']}" for e in errors))
-        self.errors = errors
-
-
-def parse_space(text_or_mapping: Any) -> dict[str, dict[str, Any]]:
-    """YAML text or a mapping -> {key: spec}; SpaceError for shape problems (not yet checked
-    against the trainer schema: see ``validate_space``)."""
-    try:
-        raw = read_yaml(text_or_mapping) if isinstance(text_or_mapping, str) else copy.deepcopy(text_or_mapping)
-    except ConfigError as error:
-        raise SpaceError(error.as_list()) from None
-    if not isinstance(raw, dict) or not raw:
-        raise SpaceError([{"path": "", "message": "the search space must be a non-empty mapping of config keys"}])
-    errors: list[dict[str, str]] = []
-    space: dict[str, dict[str, Any]] = {}
-    for key, spec in raw.items():
-        key = str(key)
-
-        def bad(message: str) -> None:
-            errors.append({"path": key, "message": message})
-
-        if not KEY.fullmatch(key):
-            bad("must be a dotted config key like `train.lr`")
-            continue
-
-        if not isinstance(spec, dict):
-            bad("must be a mapping like {type: float, low: 0.0001, high: 0.01}")
-            continue
-        kind = spec.get("type")
-        if kind not in TYPES:
-            bad(f"type must be one of {', '.join(TYPES)} (got {kind!r})")
-            continue
-        unknown = set(spec) - {"type", "low", "high", "log", "step", "choices", "values"}
-        if unknown:
-            bad(f"unknown field(s) {', '.join(sorted(map(str, unknown)))}")
-            continue
-        if kind == "categorical":
-            choices = spec.get("choices")
-            if not isinstance(choices, list) or not choices:
-                bad("categorical needs a non-empty list `choices`")
-                continue
-            if any(not isinstance(c, (str, int, float, bool)) and c is not None for c in choices):
-                bad("choices must be strings, numbers, booleans or null")
-                continue
-            space[key] = {"type": kind, "choices": choices}
-            continue
-        low, high = spec.get("low"), spec.get("high")
-        number = int if kind == "int" else (int, float)
-        if not isinstance(low, number) or not isinstance(high, number) or isinstance(low, bool) \
-                or isinstance(high, bool):
-            bad(f"{kind} needs numeric `low` and `high`" + (" (integers)" if kind == "int" else ""))
-            continue
-        if not all(math.isfinite(v) for v in (low, high)):
-            bad("low and high must be finite numbers")
-            continue
-        if low > high:
-            bad(f"low ({low}) is above high ({high})")
-            continue
-        log_scale = bool(spec.get("log", False))
-        if log_scale and low <= 0:
-            bad("a log scale needs low > 0")
-            continue
-        step = spec.get("step")
-        if step is not None and (not isinstance(step, number) or isinstance(step, bool) or not math.isfinite(step)
-                                 or step <= 0 or log_scale):
-            bad("step must be a positive number and cannot be combined with log")
-            continue
-        entry = {"type": kind, "low": low if kind == "int" else float(low),
-                 "high": high if kind == "int" else float(high), "log": log_scale}
-        if step is not None:
-            entry["step"] = step
-        if spec.get("values") is not None:
-            values = spec["values"]
-            if not isinstance(values, list) or not values or any(
-                    not isinstance(v, number) or isinstance(v, bool) or not (low <= v <= high) for v in values):
-                bad("values (grid points) must be a non-empty list inside [low, high]")
-                continue
-            entry["values"] = values
-        space[key] = entry
-    if errors:
-        raise SpaceError(errors)
-    return space
-
-
-def extremes(spec: dict[str, Any]) -> list[Any]:
-    """The values that must each give a valid config: the bounds, or every choice."""
-    if spec["type"] == "categorical":
-        return list(spec["choices"])
-    values = [spec["low"], spec["high"]] + list(spec.get("values") or [])
-    return list(dict.fromkeys(values))
-
-
-def validate_space(base_config_yaml: str, space: dict[str, dict[str, Any]], *, data_path: Optional[str] = None,
-                   data_kind: Optional[str] = None) -> None:
-    """SpaceError unless the base config is valid and every key, set to each of its bounds or
-    choices, still gives a valid trainer config (the trainer's own ``parse_config``). The
-    base config's own problems are reported with path `base_config.<path>`."""
-    try:
-        base = read_yaml(base_config_yaml)
-        if not isinstance(base, dict):
-            raise SpaceError([{"path": "base_config", "message": "the base config must be a YAML mapping"}])
-        resolve_config(config=base, data_path=data_path, data_kind=data_kind)
-    except ConfigError as error:
-        raise SpaceError([{"path": "base_config", "message": e["message"]} for e in error.as_list()]) from None
-    except ConfigRejected as error:
-        raise SpaceError([{"path": f"base_config.{e['path']}".rstrip("."), "message": e["message"]}
-                          for e in error.errors]) from None
-    errors: list[dict[str, str]] = []
-    for key, spec in space.items():
-        for value in extremes(spec):
-            data = copy.deepcopy(base)
-            try:
-                set_key(data, key, value)
-                resolve_config(config=data, data_path=data_path, data_kind=data_kind)
-            except (ConfigError, ConfigRejected) as error:
-                issues = error.errors if isinstance(error, ConfigRejected) else error.as_list()
-                for issue in issues:
-                    where = issue["path"]
-                    prefix = "" if where in ("", key) else f"{where}: "
-                    errors.append({"path": key, "message": f"{key}={value!r} is invalid: {prefix}{issue['message']}"})
-                break  # one report per key is enough: unknown keys fail on every value
-    if errors:
-        raise SpaceError(errors)
-
-
-def set_key(data: dict, key: str, value: Any) -> None:
-    """The trainer's dotted override (`key.path=value`) with an already parsed value."""
-    _apply_override(data, f"{key}=null")  # creates the path and refuses non-mapping parents
-    node = data
-    for part in key.split(".")[:-1]:
-        node = node[part]
-    node[key.split(".")[-1]] = value
-
-
-def apply_params(base_config_yaml: str, params: dict[str, Any]) -> dict:
-    data = read_yaml(base_config_yaml)
-    for key, value in params.items():
-        set_key(data, key, value)
-    return data
-
 
 def distribution(spec: dict[str, Any]):
     if spec["type"] == "categorical":
-        return CategoricalDistribution(spec["choices"])
+        return CategoricalDistribution([encode_choice(choice) for choice in spec["choices"]])
     if spec["type"] == "int":
         return IntDistribution(spec["low"], spec["high"], log=spec["log"], step=spec.get("step") or 1)
     return FloatDistribution(spec["low"], spec["high"], log=spec["log"], step=spec.get("step"))
-
-
-def grid_values(spec: dict[str, Any]) -> Optional[list[Any]]:
-    """A key's grid points, or None when a float has neither `values` nor `step`."""
-    if spec.get("values"):
-        return list(spec["values"])
-    if spec["type"] == "categorical":
-        return list(spec["choices"])
-    if spec["type"] == "int":
-        return list(range(spec["low"], spec["high"] + 1, spec.get("step") or 1))
-    if spec.get("step"):
-        count = int(math.floor((spec["high"] - spec["low"]) / spec["step"] + 1e-9)) + 1
-        return [round(spec["low"] + i * spec["step"], 12) for i in range(count)]
-    return None
-
-
-def grid_size(space: dict[str, dict[str, Any]]) -> Optional[int]:
-    sizes = [grid_values(spec) for spec in space.values()]
-    if any(values is None for values in sizes):
-        return None
-    return math.prod(len(values) for values in sizes)
-
-
-def check_method(method: str, space: dict[str, dict[str, Any]]) -> None:
-    if method != "grid":
-        return
-    errors = [{"path": key, "message": "a grid needs `values` or `step` for a float"}
-              for key, spec in space.items() if grid_values(spec) is None]
-    if errors:
-        raise SpaceError(errors)
-    if grid_size(space) > MAX_GRID:
-        raise SpaceError([{"path": "", "message": f"the grid has {grid_size(space)} points (at most {MAX_GRID})"}])
 
 
 @dataclass
@@ -236,7 +53,8 @@ STATES = {"running": TrialState.RUNNING, "complete": TrialState.COMPLETE, "prune
 
 def make_sampler(method: str, space: dict[str, dict[str, Any]], seed: int):
     if method == "grid":
-        return optuna.samplers.GridSampler({key: grid_values(spec) for key, spec in space.items()}, seed=seed)
+        return optuna.samplers.GridSampler({key: [encode_choice(value) for value in grid_values(spec)]
+                                            for key, spec in space.items()}, seed=seed)
     if method == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, len(space) + 1)))
@@ -249,7 +67,7 @@ def build_study(method: str, space: dict, direction: str, seed: int, past: list[
     study = optuna.create_study(direction=direction, sampler=sampler, pruner=pruner or optuna.pruners.NopPruner())
     dists = {key: distribution(spec) for key, spec in space.items()}
     for trial in past:
-        params = {key: value for key, value in trial.params.items() if key in dists}
+        params = encode_params(space, {key: value for key, value in trial.params.items() if key in dists})
         state = STATES[trial.state]
         if state == TrialState.COMPLETE and trial.value is None:
             state = TrialState.FAIL
@@ -265,11 +83,12 @@ def build_study(method: str, space: dict, direction: str, seed: int, past: list[
 
 
 def suggest(method: str, space: dict, direction: str, seed: int, past: list[PastTrial]) -> tuple[dict, dict]:
-    """The next trial's params and Optuna system attributes (ask-and-tell)."""
+    """The next trial's params (config values: a lattice is a list) and Optuna system
+    attributes (ask-and-tell)."""
     study = build_study(method, space, direction, seed, past)
     trial = study.ask({key: distribution(spec) for key, spec in space.items()})
     frozen = study._storage.get_trial(trial._trial_id)
-    return dict(trial.params), {key: value for key, value in frozen.system_attrs.items()
+    return decode_params(space, trial.params), {key: value for key, value in frozen.system_attrs.items()
                                 if isinstance(value, (str, int, float, bool, list, dict))}
 
 
@@ -305,5 +124,6 @@ def grid_exhausted(space: dict, past: list[PastTrial]) -> bool:
     return size is not None and len({tuple(sorted((k, repr(v)) for k, v in t.params.items())) for t in past}) >= size
 
 
+# The search-space helpers are re-exported: callers ask this module everything about a sweep.
 __all__ = ["SpaceError", "parse_space", "validate_space", "apply_params", "suggest", "should_prune",
-           "importances", "PastTrial", "check_method", "grid_size"]
+           "importances", "PastTrial", "check_method", "grid_size", "grid_exhausted"]

@@ -14,6 +14,8 @@ class TrialSerializer(serializers.ModelSerializer):
     total_steps = serializers.IntegerField(source="run.total_steps", read_only=True, default=None)
     latest = serializers.SerializerMethodField(help_text="The metric's latest value (while running too).")
     rank = serializers.SerializerMethodField(help_text="1 for the best completed trial; null until complete.")
+    reason = serializers.CharField(read_only=True, help_text="Why it ended early: `pruned`, `stopped`, the run's "
+                                   "status, or `invalid config (…): …` when it could not be queued (no run).")
 
     class Meta:
         model = Trial
@@ -117,7 +119,7 @@ class SweepCreateSerializer(serializers.Serializer):
     search_space_yaml = serializers.CharField(
         trim_whitespace=False, required=False,
         help_text="`{config.key: {type: float|int|categorical, low, high, log, step, choices, values}}` as YAML; "
-                  "or give `search_space` as an object.")
+                  "or give `search_space` as an object. A choice may be a list, e.g. a lattice `[8, 8, 6]`.")
     search_space = serializers.DictField(required=False)
     method = serializers.ChoiceField(choices=Sweep.Method.choices, default=Sweep.Method.TPE)
     metric = serializers.CharField(max_length=100, default="val/qa_cosine")

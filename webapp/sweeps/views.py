@@ -28,7 +28,8 @@ class NewSweepForm(forms.Form):
         attrs={"class": "code", "spellcheck": "false", "rows": 16}))
     search_space_yaml = forms.CharField(label="Search space (YAML)", initial=DEFAULT_SPACE, widget=forms.Textarea(
         attrs={"class": "code", "spellcheck": "false", "rows": 8}),
-        help_text="config.key: {type: float|int|categorical, low, high, log, step, choices, values}")
+        help_text="config.key: {type: float|int|categorical, low, high, log, step, choices, values}; a choice may "
+                  "be a list, e.g. cube.lattice: {type: categorical, choices: [[8, 8, 6], [4, 4, 24]]}")
     method = forms.ChoiceField(choices=Sweep.Method.choices, initial=Sweep.Method.TPE)
     metric = forms.CharField(max_length=100, initial="val/qa_cosine")
     direction = forms.ChoiceField(choices=Sweep.Direction.choices, initial=Sweep.Direction.MAXIMIZE)
