@@ -372,6 +372,20 @@ def test_a_sweep_stops_after_too_many_invalid_trials_in_a_row(alice, make_datase
                                                                  "invalid config (lattice=8×8×5, projection=exact)")
 
 
+def test_a_sweep_whose_base_config_no_longer_queues_stops_with_the_reason(alice, make_dataset, sent, monkeypatch):
+    from webapp.runs.preflight import PreflightRejected
+
+    def gone(*args, **kwargs):
+        raise PreflightRejected([{"path": "teachers[0]", "message": "teacher `minilm` cannot be loaded"}])
+
+    monkeypatch.setattr("webapp.runs.actions.check_submit", gone)
+    monkeypatch.setattr("webapp.sweeps.actions.check_submit", gone)
+    sweep = make_sweep(alice, make_dataset(alice))
+    assert sweep.trials.count() == 0  # no trial is spent on it
+    assert sweep.status == "stopped"
+    assert sweep.error == "trial 0 could not be queued: teachers[0]: teacher `minilm` cannot be loaded"
+
+
 def test_it_refuses_an_invalid_sweep_and_creates_nothing(alice, make_dataset, sent):
     with pytest.raises(SpaceError) as caught:
         make_sweep(alice, make_dataset(alice), search_space={"cube.stpes": {"type": "int", "low": 1, "high": 2}},

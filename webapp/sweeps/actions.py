@@ -20,10 +20,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from trainer.config import ConfigError
-from webapp.configs.actions import ConfigRejected
+from webapp.configs.actions import ConfigRejected, resolve_config
 from webapp.datasets.models import Dataset
 from webapp.runs.actions import RunFinished, cancel_run, queue_run
 from webapp.runs.models import LogEntry, MetricPoint, Run
+from webapp.runs.preflight import PreflightRejected, check_submit
 from webapp.teams.models import Team
 
 from . import optimiser
@@ -137,7 +138,7 @@ def advance_sweep(sweep_id: int) -> Optional[Sweep]:
             try:
                 with transaction.atomic():  # a trial that breaks half-way leaves nothing behind
                     trial = _queue_trial(sweep, total, past)
-            except Exception as error:  # e.g. the dataset or the team changed: say so, queue no more
+            except Exception as error:  # e.g. a teacher, the dataset or the team changed: say so, queue no more
                 log.exception("sweep %s: trial %s could not be queued", sweep.pk, total)
                 _stop_with_error(sweep, f"trial {total} could not be queued: {error}")
                 break
@@ -173,6 +174,9 @@ def _queue_trial(sweep: Sweep, number: int, past: list[PastTrial]) -> Trial:
             notes=f"Trial {number} of sweep #{sweep.pk}: {label}",
         )
     except (ConfigError, ConfigRejected) as error:
+        refusal = _base_refusal(sweep)
+        if refusal:  # not this combination: the base config no longer queues (e.g. a teacher went away)
+            raise SweepBroken(refusal) from None
         reason = f"{INVALID} ({label}): {_issues(error)}"
         log.info("sweep %s: trial %s not queued: %s", sweep.pk, number, reason)
         return Trial.objects.create(sweep=sweep, number=number, params=params, system_attrs=system_attrs,
@@ -180,8 +184,23 @@ def _queue_trial(sweep: Sweep, number: int, past: list[PastTrial]) -> Trial:
     return Trial.objects.create(sweep=sweep, number=number, run=run, params=params, system_attrs=system_attrs)
 
 
-def _issues(error: ConfigError | ConfigRejected) -> str:
-    issues = error.errors if isinstance(error, ConfigRejected) else error.as_list()
+class SweepBroken(Exception):
+    """No trial of this sweep can be queued, whatever its params."""
+
+
+def _base_refusal(sweep: Sweep) -> str:
+    """Why the base config alone would not queue as a run (queue_run's checks), or ""."""
+    try:
+        parsed = resolve_config(sweep.base_config_yaml, data_path=sweep.dataset.file.name,
+                                data_kind=sweep.dataset.kind)
+        check_submit(parsed, sweep.queue, rows=sweep.dataset.rows)
+    except (ConfigRejected, PreflightRejected) as error:
+        return _issues(error)
+    return ""
+
+
+def _issues(error: ConfigError | ConfigRejected | PreflightRejected) -> str:
+    issues = error.as_list() if isinstance(error, ConfigError) else error.errors
     return "; ".join(f"{issue['path']}: {issue['message']}" if issue["path"] else issue["message"]
                      for issue in issues)
 
