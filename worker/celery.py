@@ -19,7 +19,9 @@ Why each setting (all in webapp/settings.py):
   message) to resume from its last checkpoint. Should the old message still come back after
   the visibility timeout, the claim (a conditional UPDATE on ``status='queued'``) makes it a
   no-op, and a worker that was merely slow learns from its next beat that it lost the lease
-  and stops without recording anything.
+  and stops without recording anything. The same claim makes the reaper's other duty safe:
+  a run still ``queued`` ``CUBELAB_REQUEUE_QUEUED_AFTER_S`` after its last message (a Redis
+  that restarted without its file lost it) gets its message sent again.
 """
 
 from __future__ import annotations
