@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "webapp.compare",
     "webapp.sweeps",
     "webapp.cubeview",
+    "webapp.devices",
 ]
 
 MIDDLEWARE = [
@@ -241,7 +242,12 @@ CUBELAB_TEACHER_DIRS = [Path(item).expanduser() for item in
 # Pre-flight at submit (webapp/runs/preflight.py): a cube whose estimated training memory
 # exceeds its queue's device memory is refused; sustained FLOP/s give the time per epoch.
 CUBELAB_QUEUE_MEMORY_GB = {"cpu": env_int("CUBELAB_CPU_MEMORY_GB", 16), "gpu": env_int("CUBELAB_GPU_MEMORY_GB", 24)}
+# Until a worker of the queue has measured its device (webapp.devices), these are assumed.
 CUBELAB_QUEUE_FLOPS = {"cpu": env_int("CUBELAB_CPU_GFLOPS", 15) * 1e9, "gpu": env_int("CUBELAB_GPU_GFLOPS", 20_000) * 1e9}
+# Each worker times a few training steps of the default cube once per device class and queue.
+CUBELAB_CALIBRATE_DEVICES = env_bool("CUBELAB_CALIBRATE_DEVICES", True)
+# A run still `queued` this long after its last task message gets the message again (0: never).
+CUBELAB_REQUEUE_QUEUED_AFTER_S = env_int("CUBELAB_REQUEUE_QUEUED_AFTER_S", 600)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -35,7 +35,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
 # Celery's Django fixup calls django.setup() in the worker; the web process only imports
 # this module to send tasks by name (worker.tasks, which imports torch, is never loaded there).
-app = Celery("cubelab", include=["worker.tasks", "worker.inspect_tasks"])
+app = Celery("cubelab", include=["worker.tasks", "worker.inspect_tasks", "worker.calibration"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each queue with its own exchange and routing key: declared bare, both would inherit the
 # default queue's routing key and a `gpu` run would land on the `cpu` list.

@@ -75,7 +75,8 @@
       estimate.parameters.toLocaleString("en") + " parameters",
       bytes(estimate.activation_bytes) + " of activations per batch",
       "≈ " + (estimate.seconds_per_epoch !== undefined ? duration(estimate.seconds_per_epoch) : "— (unknown)") +
-        " per epoch on the " + estimate.queue + " queue",
+        " per epoch on the " + estimate.queue + " queue" +
+        (estimate.speed_source ? " (" + estimate.speed_source + ")" : ""),
     ];
     let text = "Estimate: " + parts.join(" · ");
     if (estimate.fits === false) {

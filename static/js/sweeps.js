@@ -75,7 +75,10 @@
         const parts = [];
         if (e.parameters !== undefined) parts.push(`${Number(e.parameters).toLocaleString()} parameters`);
         if (e.activation_bytes !== undefined) parts.push(`${(e.activation_bytes / 2 ** 20).toFixed(1)} MiB activations per batch`);
-        if (e.seconds_per_epoch !== undefined) parts.push(`≈ ${fmt(e.seconds_per_epoch)} s per epoch on the ${e.queue} queue`);
+        if (e.seconds_per_epoch !== undefined) {
+          parts.push(`≈ ${fmt(e.seconds_per_epoch)} s per epoch on the ${e.queue} queue` +
+                     (e.speed_source ? ` (${e.speed_source})` : ""));
+        }
         if (e.fits === false) parts.push("does not fit the queue's device memory");
         estimate.textContent = "Base config: " + (parts.length ? parts.join(" · ") : JSON.stringify(e));
       }

@@ -25,6 +25,7 @@ from typing import Any, Optional
 from django.conf import settings
 
 from trainer.config import Config as TrainerConfig
+from webapp.devices.speeds import speed_for_queue
 
 log = logging.getLogger(__name__)
 
@@ -158,10 +159,11 @@ def preflight(config: TrainerConfig, queue: str, dim: Optional[int] = None,
         "memory_budget_bytes": budget,
         "fits": budget <= 0 or memory <= budget,
     }
-    flops_per_s = settings.CUBELAB_QUEUE_FLOPS.get(queue)
-    if rows and flops_per_s:
+    speed = speed_for_queue(queue)
+    if rows and speed:
         steps = -(-int(rows * (1 - config.train.val_fraction)) // config.train.batch_size)
-        result["seconds_per_epoch"] = round(steps * numbers["flops_per_step"] / flops_per_s, 3)
+        result["seconds_per_epoch"] = round(steps * numbers["flops_per_step"] / speed.flops_per_s, 3)
+        result["speed_source"] = speed.source
     return result
 
 
