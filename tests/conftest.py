@@ -61,6 +61,17 @@ def dialogue_jsonl(rows: int = 24) -> bytes:
 # --- unit-level fixtures ---------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _teacher_dirs_include_tmp(tmp_path_factory):
+    """The web platform loads teachers only from allowed folders; tests build tiny teachers
+    under pytest's temporary root, so it is allowed here (and in every process the tests
+    start, through the environment)."""
+    from django.conf import settings
+
+    settings.CUBELAB_TEACHER_DIRS = [*settings.CUBELAB_TEACHER_DIRS, tmp_path_factory.getbasetemp()]
+    os.environ["CUBELAB_TEACHER_DIRS"] = os.pathsep.join(map(str, settings.CUBELAB_TEACHER_DIRS))
+
+
 @pytest.fixture
 def isolated_storage(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"

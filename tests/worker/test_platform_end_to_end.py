@@ -89,10 +89,12 @@ def test_the_real_websocket_refuses_anonymous_clients(daphne_server, platform_us
     assert closed.value.rcvd.code == 4401
 
 
-def test_the_server_serves_the_offline_api_docs_and_their_assets(daphne_server):
+def test_the_server_serves_the_offline_api_docs_and_their_assets(daphne_server, platform_user):
     import urllib.request
 
-    with urllib.request.urlopen(f"{daphne_server}/api/v1/docs/", timeout=30) as page:
+    signed_in = urllib.request.Request(f"{daphne_server}/api/v1/docs/",
+                                       headers={"Authorization": f"Token {platform_user.token}"})
+    with urllib.request.urlopen(signed_in, timeout=30) as page:
         html = page.read().decode()
     asset = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
     assert asset in html  # served by us (whitenoise), never a CDN
