@@ -28,6 +28,31 @@ INVALID = OpenApiExample("invalid", response_only=True, status_codes=["400"], va
                                                          "the 21 values checked: 8, 9, 10, 11, 12, …)"}]})
 
 
+SWEEP = {
+    "id": 4, "name": "lattice and lr", "status": "running", "method": "tpe", "metric": "val/qa_cosine",
+    "direction": "maximize", "budget": 20, "parallelism": 2, "queue": "gpu", "pruning": True,
+    "pruner_startup_trials": 5, "pruner_warmup_steps": 0, "seed": 0, "dataset": 2, "dataset_name": "support chats",
+    "team": 1, "team_name": "alice", "owner": "alice", "base_config_yaml": BASE, "search_space_yaml": SPACE,
+    "search_space": {"train.lr": {"type": "float", "low": 0.0001, "high": 0.01, "log": True}},
+    "error": "", "created_at": "2026-11-26T08:00:00Z", "finished_at": None,
+    "counts": {"running": 2, "complete": 5, "pruned": 3, "fail": 0}, "best": {"number": 3, "run": 41, "value": 0.62},
+}
+SWEEP_EXAMPLE = OpenApiExample("sweep", response_only=True, value=SWEEP)
+SWEEP_DETAIL_EXAMPLE = OpenApiExample("sweep with trials", response_only=True, value={
+    **SWEEP,
+    "trials": [{"number": 3, "run": 41, "run_name": "lattice and lr #3", "run_status": "succeeded",
+                "params": {"train.lr": 0.0021, "cube.lattice": [8, 8, 6]}, "state": "complete", "value": 0.62,
+                "latest": 0.62, "reason": "", "rank": 1, "last_step": 120, "total_steps": 120,
+                "created_at": "2026-11-26T08:01:00Z"},
+               {"number": 6, "run": 44, "run_name": "lattice and lr #6", "run_status": "cancelled",
+                "params": {"train.lr": 0.0098, "cube.lattice": [4, 4, 24]}, "state": "pruned", "value": None,
+                "latest": 0.31, "reason": "pruned", "rank": None, "last_step": 40, "total_steps": 120,
+                "created_at": "2026-11-26T08:04:00Z"}],
+    "history": [{"number": 3, "value": 0.62, "best": 0.62}],
+    "importances": {"train.lr": 0.71, "cube.lattice": 0.29},
+})
+
+
 def _errors(errors: list[dict], code: int = status.HTTP_400_BAD_REQUEST) -> Response:
     return Response({"errors": errors}, status=code)
 
@@ -38,12 +63,13 @@ def _serializer_errors(serializer) -> Response:
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List sweeps", description="Sweeps of your teams, newest first."),
+    list=extend_schema(summary="List sweeps", description="Sweeps of your teams, newest first.",
+                       examples=[SWEEP_EXAMPLE]),
     retrieve=extend_schema(
         summary="Show a sweep",
         description="The sweep with its trials ranked (completed best first), the optimisation history and the "
         "parameter importances. Also brings the sweep up to date (queues trials a missed event left waiting).",
-        responses={200: SweepDetailSerializer}),
+        responses={200: SweepDetailSerializer}, examples=[SWEEP_DETAIL_EXAMPLE]),
 )
 class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Hyperparameter sweeps: each trial is an ordinary run tagged `sweep:<id>`."""
@@ -108,7 +134,10 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         description="Queues no more trials and cancels its queued ones. `mode: finish` lets running trials finish; "
         "`mode: cancel` asks them to stop (they end `cancelled`). The sweep ends `stopped` once none is left.",
         request=SweepStopSerializer, responses={200: SweepSerializer, 409: OpenApiTypes.OBJECT},
-        examples=[OpenApiExample("stop now", request_only=True, value={"mode": "cancel"})],
+        examples=[OpenApiExample("stop now", request_only=True, value={"mode": "cancel"}),
+                  OpenApiExample("stopping", response_only=True, value={**SWEEP, "status": "stopping"}),
+                  OpenApiExample("already over", response_only=True, status_codes=["409"],
+                                 value={"detail": "sweep #4 has already finished", "status": "finished"})],
     )
     @action(detail=True, methods=["post"])
     def stop(self, request, pk=None):
