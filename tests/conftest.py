@@ -70,6 +70,9 @@ def _teacher_dirs_include_tmp(tmp_path_factory):
 
     settings.CUBELAB_TEACHER_DIRS = [*settings.CUBELAB_TEACHER_DIRS, tmp_path_factory.getbasetemp()]
     os.environ["CUBELAB_TEACHER_DIRS"] = os.pathsep.join(map(str, settings.CUBELAB_TEACHER_DIRS))
+    # Workers the tests start (many, each with a fresh database) skip the device measurement;
+    # the shared platform's worker does it, as in production (start_platform).
+    os.environ["CUBELAB_CALIBRATE_DEVICES"] = "0"
 
 
 @pytest.fixture
@@ -202,6 +205,7 @@ def start_platform(var: Path, redis_url: str):
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
+        "CUBELAB_CALIBRATE_DEVICES": "1",
     })
     # One interpreter for migrate + user + token: each Django start costs seconds on 2 cores.
     setup = subprocess.run([sys.executable, "-c", SETUP_SCRIPT, "carol", "carol-password-1"], cwd=ROOT, env=env,

@@ -63,5 +63,9 @@ def test_runplatform_reaps_a_silent_run_with_no_worker_running(tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
+        if process.poll() is None:  # a failed assertion: still stop its children (SIGKILL would orphan them)
+            process.terminate()
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()

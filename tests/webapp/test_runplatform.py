@@ -39,5 +39,9 @@ def test_it_starts_everything_and_stops_it_all(tmp_path):
         assert alive == [], [child.cmdline() for child in alive]
         assert not (tmp_path / "redis" / "redis.port").exists() and redis_port
     finally:
-        if process.poll() is None:
-            process.kill()
+        if process.poll() is None:  # a failed assertion: still stop its children (SIGKILL would orphan them)
+            process.terminate()
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -100,3 +100,20 @@ def test_the_server_serves_the_offline_api_docs_and_their_assets(daphne_server, 
     assert asset in html  # served by us (whitenoise), never a CDN
     with urllib.request.urlopen(daphne_server + asset, timeout=30) as response:
         assert response.status == 200 and len(response.read()) > 100_000
+
+
+def test_the_worker_measured_its_device_and_estimates_use_it(daphne_server, celery_worker, platform_user):
+    """The platform's worker timed the default cube as it came up (before "ready."): the
+    new-run form's time per epoch divides by that, and says so."""
+    token = platform_user.token
+    status, dataset = api_call(daphne_server, "/api/v1/datasets/", token, "POST",
+                               fields={"name": "sized", "kind": "dialogue"},
+                               files={"file": ("sized.jsonl", dialogue_jsonl(40))})
+    assert status == 201, dataset
+    status, answer = api_call(daphne_server, "/api/v1/configs/validate/", token, "POST", json_body={
+        "config_yaml": "task: dialogue\nseed: 0\ncube: {lattice: [8, 8, 6]}\ntrain: {epochs: 1, batch_size: 8}\n"
+                       "teachers: [{name: minilm}]\n", "queue": "cpu", "dataset": dataset["id"]})
+    assert status == 200, answer
+    estimate = answer["estimate"]
+    assert estimate["speed_source"].startswith("measured on cpu: "), estimate
+    assert estimate["seconds_per_epoch"] > 0
