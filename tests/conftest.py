@@ -223,7 +223,8 @@ def start_platform(var: Path, redis_url: str):
                                stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: port_is_open(port), 120, "daphne", web, web_log)
-        wait_for(lambda: "ready." in worker_log.read_text(), 120, "celery worker", worker, worker_log)
+        # "ready." comes after the worker has measured its device (worker.calibration).
+        wait_for(lambda: "ready." in worker_log.read_text(), 240, "celery worker", worker, worker_log)
         yield Platform(env, f"http://127.0.0.1:{port}", user, worker, web, var)
     finally:
         for process in (worker, web):  # stop both at once: each takes a few seconds

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import statistics
 import threading
@@ -220,13 +221,43 @@ def device_class(device: torch.device) -> str:
     return f"cpu: {model or 'unknown'} ({torch.get_num_threads()} threads)"
 
 
-def calibrate(device: torch.device, steps: int = 3) -> dict:
-    """The FLOP/s a full training step of the default cube reaches on ``device``: what the
-    platform's pre-flight estimate divides a config's FLOPs per step by."""
-    row = bench_lattice(CubeConfig(lattice=CALIBRATION_LATTICE), batch=64, steps=steps, warmup=1, device=device,
-                        precision="fp32", matmul_size=1024)
-    return {"device_class": device_class(device), "flops_per_s": row["achieved_flops_per_s"],
-            "lattice": row["lattice"], "step_ms": row["step_ms"], "matmul_fraction": row["matmul_fraction"]}
+def calibrate(device: torch.device, rows: int = 288, batch: int = 64) -> dict:
+    """The FLOP/s this device reaches over a whole epoch of the real training loop (steps,
+    loss, optimizer and the epoch's evaluation) on the default cube and synthetic vectors:
+    what the platform's pre-flight estimate divides a config's FLOPs per epoch by. Timing
+    the loop rather than a bare step keeps the evaluation and bookkeeping in the estimate."""
+    import tempfile
+
+    from trainer.config import parse_config
+    from trainer.events import Callback
+    from trainer.loop import train
+    from trainer.vectors import save_vector_pairs
+
+    class EvalTimes(Callback):
+        def __init__(self):
+            self.times: list[float] = []
+
+        def on_eval(self, event) -> None:
+            self.times.append(time.perf_counter())
+
+    dim = math.prod(CALIBRATION_LATTICE) * 1  # exact projection, one channel per cell
+    generator = torch.Generator().manual_seed(0)
+    questions = F.normalize(torch.randn(rows, dim, generator=generator), dim=-1)
+    answers = F.normalize(questions + 0.3 * torch.randn(rows, dim, generator=generator), dim=-1)
+    evals = EvalTimes()
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "calibration.safetensors"
+        save_vector_pairs(data, questions, answers)
+        config = parse_config({
+            "task": "dialogue", "seed": 0, "cube": {"lattice": list(CALIBRATION_LATTICE)},
+            "train": {"epochs": 2, "batch_size": batch, "device": device.type, "val_fraction": 1 / 9},
+            "data": {"path": str(data)}, "teachers": []})
+        train(config, callbacks=[evals])  # in memory: no checkpoint files
+    steps_per_epoch = math.ceil(rows * (1 - 1 / 9) / batch)
+    epoch_s = evals.times[1] - evals.times[0]  # epoch 2 and its evaluation: epoch 1 warms up
+    flops = estimate(config.cube, dim, batch)["flops_per_step"]
+    return {"device_class": device_class(device), "flops_per_s": flops * steps_per_epoch / epoch_s,
+            "lattice": "x".join(map(str, CALIBRATION_LATTICE)), "epoch_s": epoch_s, "steps_per_epoch": steps_per_epoch}
 
 
 def add_prototype_comparison(row: dict) -> None:

@@ -47,14 +47,14 @@ def test_it_rejects_a_malformed_lattice():
         parse_lattices("8x8")
 
 
-def test_calibration_measures_this_devices_training_rate_on_the_default_cube():
+def test_calibration_measures_this_devices_training_rate_over_an_epoch_of_the_real_loop():
     import torch
 
     from trainer.bench import calibrate, device_class
 
-    measured = calibrate(torch.device("cpu"), steps=1)
+    measured = calibrate(torch.device("cpu"), rows=144, batch=32)  # 4 steps per epoch
     assert measured["device_class"] == device_class(torch.device("cpu")) and measured["device_class"].startswith("cpu: ")
-    assert measured["lattice"] == "8x8x6" and measured["step_ms"] > 0
-    # The rate is the analytic FLOPs of that step over its measured time.
-    flops = estimate(CubeConfig(lattice=[8, 8, 6]), 384, 64)["flops_per_step"]
-    assert measured["flops_per_s"] * measured["step_ms"] / 1000 == pytest.approx(flops, rel=0.05)
+    assert measured["lattice"] == "8x8x6" and measured["steps_per_epoch"] == 4 and measured["epoch_s"] > 0
+    # The rate is the analytic FLOPs of the epoch's steps over the epoch's measured time.
+    flops = estimate(CubeConfig(lattice=[8, 8, 6]), 384, 32)["flops_per_step"]
+    assert measured["flops_per_s"] == pytest.approx(4 * flops / measured["epoch_s"], rel=1e-6)
