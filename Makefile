@@ -40,13 +40,17 @@ worker: $(STAMP)
 	exec $(BIN)/python -m webapp.processes worker
 
 # The whole suite on the embedded defaults (SQLite, our own Redis), then the database-facing
-# tests again on a throwaway PostgreSQL cluster, the production database.
+# tests again on a throwaway PostgreSQL cluster, the production database: the web app, the
+# lease and bridge tests (conditional updates, idempotent inserts) and a real worker killed mid-run.
+PG_TESTS = tests/webapp tests/deploy tests/reliability/test_worker_loss.py
+PG_FAST_TESTS = -m "not slow" tests/reliability tests/worker
+
 test: $(STAMP) test-tools
 	$(BIN)/python -m pytest -q
-	scripts/with_postgres.sh $(BIN)/python -m pytest -q tests/webapp tests/deploy
+	scripts/with_postgres.sh sh -c '$(BIN)/python -m pytest -q $(PG_TESTS) && $(BIN)/python -m pytest -q $(PG_FAST_TESTS)'
 
 test-postgres: $(STAMP)
-	scripts/with_postgres.sh $(BIN)/python -m pytest -q tests/webapp tests/deploy
+	scripts/with_postgres.sh sh -c '$(BIN)/python -m pytest -q $(PG_TESTS) && $(BIN)/python -m pytest -q $(PG_FAST_TESTS)'
 
 test-trainer: $(STAMP)
 	$(BIN)/python -m pytest -q tests/trainer

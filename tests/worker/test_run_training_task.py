@@ -11,6 +11,10 @@ from trainer.events import CheckpointSaved, EvalEnd, RunEnd, RunStart, StepEnd
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 from worker.tasks import run_training
 
+# run_training closes its database connection when it ends, as a long-lived worker must: on
+# PostgreSQL that would end a test wrapped in one transaction, so each test commits for real.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 CONFIG = {"task": "dialogue", "seed": 1, "cube": {"lattice": [8, 8, 6]}, "train": {"epochs": 1, "batch_size": 8},
           "teachers": [{"name": "minilm"}]}
 
