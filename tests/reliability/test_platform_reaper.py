@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, dialogue_jsonl, wait_for
+from tests.conftest import ROOT, dialogue_jsonl, wait_for, stop_process
 from webapp.redis_server import free_port
 
 pytestmark = pytest.mark.slow
@@ -62,10 +62,5 @@ def test_runplatform_reaps_a_silent_run_with_no_worker_running(tmp_path):
         assert f"run {run_id}: interrupted" in log.read_text()
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
-    finally:
-        if process.poll() is None:  # a failed assertion: still stop its children (SIGKILL would orphan them)
-            process.terminate()
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    finally:  # after a failed assertion too: SIGTERM first, so it stops its children (SIGKILL would orphan them)
+        stop_process(process, timeout=60)

@@ -9,7 +9,7 @@ import urllib.request
 import psutil
 import pytest
 
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, wait_for, stop_process
 from webapp.redis_server import free_port
 
 pytestmark = pytest.mark.slow
@@ -38,10 +38,5 @@ def test_it_starts_everything_and_stops_it_all(tmp_path):
         gone, alive = psutil.wait_procs(children, timeout=10)
         assert alive == [], [child.cmdline() for child in alive]
         assert not (tmp_path / "redis" / "redis.port").exists() and redis_port
-    finally:
-        if process.poll() is None:  # a failed assertion: still stop its children (SIGKILL would orphan them)
-            process.terminate()
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    finally:  # after a failed assertion too: SIGTERM first, so it stops its children (SIGKILL would orphan them)
+        stop_process(process, timeout=60)

@@ -16,7 +16,6 @@ torch is imported lazily, the first time a config is checked (the trainer's modu
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 from pathlib import Path
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 
 ADAMW_BYTES_PER_PARAMETER = 16  # fp32 weights, gradients and AdamW's two moments
 GIB = 1024 ** 3
-DIMENSION_KEYS = ("hidden_size", "d_model", "dim", "n_embd", "word_embed_proj_dim")
 
 
 class PreflightRejected(Exception):
@@ -40,18 +38,6 @@ class PreflightRejected(Exception):
     def __init__(self, errors: list[dict[str, str]]):
         self.errors = errors
         super().__init__("; ".join(f"{e['path']}: {e['message']}" for e in errors))
-
-
-def teacher_folder_dimension(folder: str | Path) -> Optional[int]:
-    """The hidden size in a model folder's config.json, None if it says none."""
-    try:
-        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    for key in DIMENSION_KEYS:
-        if isinstance(config.get(key), int) and config[key] > 0:
-            return config[key]
-    return None
 
 
 def allowed_teacher_roots() -> list[Path]:
@@ -135,7 +121,9 @@ def input_dimension(config: TrainerConfig, folders: Optional[list[str]] = None) 
     if known is not None:
         return known
     if folders:
-        return teacher_folder_dimension(folders[0])
+        from trainer.teachers import teacher_hidden_size  # torch: only once a teacher folder is known
+
+        return teacher_hidden_size(folders[0])
     return None
 
 
