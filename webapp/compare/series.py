@@ -1,7 +1,9 @@
 """Metric series for display: from the per-run cache when it can, from raw points when it must.
 
-A finished run's series are read from ``SeriesCache`` (built once, see models.py); a run still
-going is read raw (it changes every second, and such series are short). A zoomed range
+A finished run's series are read from ``SeriesCache`` (built once, see models.py). A run still
+going changes every second: its cache row holds every point up to some step, whole (a live
+row), and only the points after it are read raw; once that raw tail is long enough, the row
+is rewritten to include it. The answer is the same as reading every point raw. A zoomed range
 (``x_min``/``x_max``) is read raw — full resolution — unless the raw points in the range
 would be too many to read within the response time, then from the finest cached level.
 Whatever the source, each series is finally reduced with M4 to its share of the budget.
@@ -24,6 +26,8 @@ LEVEL_BASE = 512  # points of the coarsest cached level
 LEVEL_FACTOR = 8  # each finer level has 8× the points …
 LEVEL_MAX_SHARE = 4  # … while it stays under a quarter of the raw points
 RAW_ZOOM_CAP = 200_000  # raw points a zoomed request may read in total
+LIVE_TAIL_MIN = 1000  # a running run's raw tail is folded into its live row once it has this many
+LIVE_TAIL_SHARE = 8  # … and an eighth of the row's points: rewrites total a few times the points
 
 
 @dataclass
@@ -35,7 +39,7 @@ class Series:
     values: np.ndarray
     n_points: int  # points in the full series
     stats: dict = field(default_factory=dict)
-    source: str = "raw"  # raw | cache (the whole series) | level-<points> (a reduced level)
+    source: str = "raw"  # raw | cache (the whole series) | level-<points> (a reduced level) | live
     downsampled: bool = False
 
     def x(self, axis: str) -> np.ndarray:
@@ -124,6 +128,7 @@ def load_series(runs: list[Run], keys: list[str], budget: int, axis: str = "step
     """One Series per run and key (empty arrays where a run lacks the key), each reduced to at
     most ``budget`` points; ordered as ``runs`` × ``keys``."""
     caches = _fresh_caches(runs, keys)
+    live_rows = _live_rows(runs, keys)
     zoomed = x_min is not None or x_max is not None
     plans = []  # (run, key, cache or None, level or None)
     raw_estimate = 0
@@ -147,9 +152,10 @@ def load_series(runs: list[Run], keys: list[str], budget: int, axis: str = "step
 
     result = []
     for run, key, cache, plan in plans:
-        if cache is None:  # a run still going: read it raw
-            steps, times, values = read_points(run.pk, key)
-            series = Series(run.pk, key, steps, times, values, len(steps), series_stats(steps, times, values))
+        if cache is None:  # a run still going: its live row and the raw points after it
+            steps, times, values, source = read_live(run, key, live_rows.get((run.pk, key)))
+            series = Series(run.pk, key, steps, times, values, len(steps), series_stats(steps, times, values),
+                            source)
         else:
             series = _from_cache(run.pk, key, cache, plan, budget, axis, zoomed, use_raw_for_zoom, x_min, x_max,
                                  prefetched)
@@ -178,6 +184,8 @@ def read_many(run_ids: list[int], key: str, step_min: Optional[float], step_max:
 def _prefetch_step_range(runs: list[Run], keys: list[str], x_min, x_max) -> dict:
     """A zoom by step reads each key of all runs at once (100 queries → 1)."""
     prefetched = {}
+    if not runs:  # every run is still going (read on its own): `run_id IN ()` cannot be compiled
+        return prefetched
     empty = (np.empty(0), np.empty(0), np.empty(0))
     for key in keys:
         found = read_many([run.pk for run in runs], key, x_min, x_max)
@@ -218,10 +226,60 @@ def _fresh_caches(runs: list[Run], keys: list[str]) -> dict[tuple[int, str], Ser
 
 def is_current(cache: Optional[SeriesCache], run: Run) -> bool:
     """Built from every point the run has, with this code's level layout."""
-    if cache is None or cache.run_last_step != run.last_step:
+    if cache is None or cache.run_last_step != run.last_step or cache.stats.get("live"):
         return False
     sizes = cache.stats.get("level_sizes")
     return sizes is not None and (not sizes or sizes[0] <= LEVEL_BASE)
+
+
+# --- a running run ------------------------------------------------------------------------
+
+def _live_rows(runs: list[Run], keys: list[str]) -> dict[tuple[int, str], SeriesCache]:
+    going = [run for run in runs if not run.is_finished]
+    if not going:
+        return {}
+    return {(row.run_id, row.key): row
+            for row in SeriesCache.objects.filter(run__in=going, key__in=keys).defer("levels")}
+
+
+def read_live(run: Run, key: str, row: Optional[SeriesCache]):
+    """(steps, times, values, source) of a running run's series: the live row's points and
+    the raw points after its last step, exactly what ``read_points`` would return."""
+    cached = _live_points(row, run)
+    after = cached[0][-1] if len(cached[0]) else None
+    tail = read_points(run.pk, key, None if after is None else after + 1)
+    if not len(cached[0]):
+        steps, times, values = tail
+    else:
+        steps, times, values = (np.concatenate(pair) for pair in zip(cached, tail))
+    if len(tail[0]) >= max(LIVE_TAIL_MIN, len(cached[0]) // LIVE_TAIL_SHARE):
+        _store_live(run, key, steps, times, values)
+    return steps, times, values, "live" if len(cached[0]) else "raw"
+
+
+def _live_points(row: Optional[SeriesCache], run: Run):
+    """The row's points while they are still the run's: the same attempt (a resumed attempt
+    drops the points past its checkpoint and writes them again), and the run has not gone
+    back to before the row was built."""
+    empty = (np.empty(0), np.empty(0), np.empty(0))
+    if row is None or not row.stats.get("live") or row.stats.get("attempt") != run.attempt:
+        return empty
+    if row.run_last_step > run.last_step:
+        return empty
+    levels = decode_levels(bytes(row.coarse))
+    return levels[0] if levels else empty
+
+
+def _store_live(run: Run, key: str, steps: np.ndarray, times: np.ndarray, values: np.ndarray) -> None:
+    """Every point, whole (non-finite values included), so the answer stays the raw one."""
+    defaults = {"run_last_step": run.last_step, "n_points": len(steps),
+                "stats": {"live": True, "attempt": run.attempt, "level_sizes": [len(steps)]},
+                "coarse": encode_levels([(steps, times, values)]), "levels": b""}
+    try:
+        with transaction.atomic():
+            SeriesCache.objects.update_or_create(run_id=run.pk, key=key, defaults=defaults)
+    except IntegrityError:  # another request stored it at the same moment: a valid row either way
+        pass
 
 
 def _share_in_range(stats: dict, axis: str, x_min, x_max) -> float:
