@@ -5,7 +5,7 @@ from django.db import models
 
 
 class SeriesCache(models.Model):
-    """A finished run's metric series, pre-reduced for display (one row per run and key).
+    """A run's metric series, pre-reduced for display (one row per run and key).
 
     A small pyramid of M4 reductions of the full series: ``coarse`` holds 512 points (or the
     whole series when shorter), ``levels`` the finer ones (8× more each, while a level stays
@@ -13,7 +13,9 @@ class SeriesCache(models.Model):
     reads 500 blobs of 12 kB instead of 25 million rows; the finer levels are read only for
     the series that need them (few runs, or a zoom). Built
     when a run finishes (signals.py) or on first use; rebuilt when the run's ``last_step``
-    moved on since (``run_last_step``).
+    moved on since (``run_last_step``). For a run still training, the row covers the points up
+    to ``run_last_step`` and only newer points are read raw (series.py), so a live comparison
+    does not re-read every point on every request.
     """
 
     run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="+")
