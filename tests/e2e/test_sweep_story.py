@@ -65,14 +65,17 @@ def start_sweep(page, dataset: str, teacher: str) -> None:
     page.uncheck("#id_pruning")  # every trial runs to the end, so the ranking holds all four
     page.fill("#id_base_config_yaml", BASE_CONFIG.format(teacher=teacher))
     page.fill("#id_search_space_yaml", SEARCH_SPACE)
-    # Validated as the user types: the page says the grid's size (the empty form it opened
-    # with was flagged, so wait for the answer about what was typed).
+    # Validated as the user types: the page says the grid's size. An answer about what was in
+    # the form a moment earlier (the base config typed, the search space not yet) may show
+    # first, so wait for the answer about the whole form.
+    expected = f"Valid: the grid has {TRIALS} points."
     try:
-        page.wait_for_selector("#sweep-ok:not([hidden])", timeout=20_000)
+        page.wait_for_function("text => { const ok = document.getElementById('sweep-ok');"
+                               " return !ok.hidden && ok.textContent === text; }", arg=expected, timeout=20_000)
     except PlaywrightTimeout:
-        raise AssertionError(f"the form was not accepted: {page.inner_text('#sweep-errors')}") from None
+        raise AssertionError(f"the form was not accepted: {page.inner_text('#sweep-ok')!r}, "
+                             f"errors: {page.inner_text('#sweep-errors')!r}") from None
     assert page.is_hidden("#sweep-errors")
-    assert page.inner_text("#sweep-ok") == f"Valid: the grid has {TRIALS} points."
     page.click("#new-sweep button[type=submit]")
     page.wait_for_url(re.compile(r"/sweeps/\d+/$"))
 
