@@ -16,6 +16,11 @@ from asgiref.sync import async_to_sync
 from tests.conftest import dialogue_jsonl
 from webapp.datasets.models import Dataset
 
+# The real ASGI handler closes the database connection at the end of each request (Django's
+# request_finished signal; the test client disconnects it, a raw ASGI call does not). On
+# PostgreSQL that ends a test wrapped in one transaction, so these tests commit for real.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 LIMIT = 8 * 1024
 CHUNK = 1024
 
