@@ -22,6 +22,19 @@ pytestmark = pytest.mark.slow
 LONG_EPOCHS = 100
 
 
+FINISHED = {"succeeded", "failed", "cancelled", "interrupted"}
+
+
+def wait_until_finished(db_rows, run_id, worker) -> None:
+    wait_for(lambda: run_row(db_rows, run_id)["status"] in FINISHED, 240, "the resumed run", worker, worker.log)
+
+
+def loss_steps(db_rows, run_id) -> list[int]:
+    """The steps of the run's stored `train/loss` points, in order (duplicates kept)."""
+    return [step for (step,) in db_rows("SELECT step FROM runs_metricpoint WHERE run_id = ? AND key = 'train/loss' "
+                                        "ORDER BY step", run_id)]
+
+
 def run_row(db_rows, run_id):
     return dict(zip(("status", "attempt", "last_step", "total_steps", "resume_from", "error"),
                     db_rows("SELECT status, attempt, last_step, total_steps, resume_from, error FROM runs_run "
@@ -45,14 +58,12 @@ def test_it_resumes_a_run_whose_worker_was_killed_and_keeps_every_step_once(
     second = start_worker("second")
     wait_for(lambda: run_row(db_rows, run_id)["attempt"] == 2, 180, "the re-queued attempt", second, second.log)
     detected_s = time.monotonic() - killed_at
-    wait_for(lambda: run_row(db_rows, run_id)["status"] in {"succeeded", "failed", "cancelled", "interrupted"},
-             240, "the resumed run", second, second.log)
+    wait_until_finished(db_rows, run_id, second)
 
     after = run_row(db_rows, run_id)
     assert after["status"] == "succeeded", after
     assert after["attempt"] == 2 and after["resume_from"].startswith(f"run-{run_id}/")
-    steps = [step for (step,) in db_rows("SELECT step FROM runs_metricpoint WHERE run_id = ? AND key = 'train/loss' "
-                                         "ORDER BY step", run_id)]
+    steps = loss_steps(db_rows, run_id)
     assert steps == list(range(1, after["total_steps"] + 1))  # gap-free and duplicate-free
     assert after["last_step"] == after["total_steps"]
     logs = [message for (message,) in db_rows("SELECT message FROM runs_logentry WHERE run_id = ?", run_id)]
@@ -77,13 +88,11 @@ def test_a_frozen_worker_that_comes_back_after_being_reaped_stops_without_writin
     finally:
         os.kill(first.pid, signal.SIGCONT)
     wait_for(lambda: "lost its lease" in first.log.read_text(), 180, "the old worker to notice", first, first.log)
-    wait_for(lambda: run_row(db_rows, run_id)["status"] in {"succeeded", "failed", "cancelled", "interrupted"},
-             240, "the resumed run", second, second.log)
+    wait_until_finished(db_rows, run_id, second)
 
     after = run_row(db_rows, run_id)
     assert after["status"] == "succeeded" and after["attempt"] == 2, after
-    steps = [step for (step,) in db_rows("SELECT step FROM runs_metricpoint WHERE run_id = ? AND key = 'train/loss' "
-                                         "ORDER BY step", run_id)]
+    steps = loss_steps(db_rows, run_id)
     assert steps == list(range(1, after["total_steps"] + 1))
     assert first.poll() is None  # the old worker lives on, ready for the next run
     assert "stopped without recording anything" in first.log.read_text()
@@ -102,10 +111,8 @@ def test_a_worker_stopped_for_a_deploy_hands_its_run_to_the_next_worker(
     assert stopped["status"] == "queued" and stopped["resume_from"], stopped  # not left `running`
 
     second = start_worker("next")
-    wait_for(lambda: run_row(db_rows, run_id)["status"] in {"succeeded", "failed", "cancelled", "interrupted"},
-             240, "the resumed run", second, second.log)
+    wait_until_finished(db_rows, run_id, second)
     after = run_row(db_rows, run_id)
     assert after["status"] == "succeeded" and after["attempt"] == 2, after
-    steps = [step for (step,) in db_rows("SELECT step FROM runs_metricpoint WHERE run_id = ? AND key = 'train/loss' "
-                                         "ORDER BY step", run_id)]
+    steps = loss_steps(db_rows, run_id)
     assert steps == list(range(1, after["total_steps"] + 1))
