@@ -112,6 +112,7 @@ class _Run:
         self.answers = {space: t.to(self.device) for space, t in pairs.answers.items()}  # {space: (N, D_s)}
         self.baselines = self._baselines()
         self.last_checkpoint: Optional[str] = None
+        self.checkpointed_step: Optional[int] = None  # the step last_checkpoint holds
 
     def emit(self, event) -> None:
         dispatch(self.callbacks, event)
@@ -182,7 +183,7 @@ class _Run:
         write_pointer(checkpoints, "last", name, self.state.step)
         if best:
             write_pointer(checkpoints, "best", name, self.state.step)
-        self.last_checkpoint = str(checkpoints / name)
+        self.last_checkpoint, self.checkpointed_step = str(checkpoints / name), self.state.step
         self.emit(CheckpointSaved(step=self.state.step, path=self.last_checkpoint, size_bytes=size, best=best))
 
     def restore(self, path: Path) -> None:
@@ -196,7 +197,7 @@ class _Run:
         torch.set_rng_state(loaded.rng["torch"])
         if "cuda" in loaded.rng and torch.cuda.is_available():
             torch.cuda.set_rng_state(loaded.rng["cuda"])
-        self.last_checkpoint = str(loaded.path)
+        self.last_checkpoint, self.checkpointed_step = str(loaded.path), self.state.step
 
 
 def _adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -280,7 +281,7 @@ def train(
             if state.train_seconds >= budget_s and state.step < run.total_steps:
                 if not evaluated:  # the run ends with fresh validation metrics and a checkpoint
                     _evaluate_and_track(run)
-                if run.last_checkpoint is None or not run.last_checkpoint.endswith(f"step-{state.step:07d}"):
+                if run.checkpointed_step != state.step:
                     run.checkpoint()
                 run.emit(LogMessage("info", f"time budget of {cfg.max_minutes:g} min reached at step {state.step}"))
                 return end("succeeded", f"time budget of {cfg.max_minutes:g} min reached at step {state.step}")
